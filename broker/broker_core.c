@@ -1,0 +1,2 @@
+//  broker_core.c - stub, being written
+#include "cartmq/log.h"

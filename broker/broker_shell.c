@@ -1,0 +1,2 @@
+//  broker_shell.c - stub, being written
+#include "cartmq/log.h"

@@ -1,0 +1,2 @@
+//  service_stats.c - stub, being written
+#include "cartmq/log.h"

@@ -1,0 +1,2 @@
+//  bench.c - stub, being written
+#include "cartmq/log.h"

@@ -1,0 +1,2 @@
+//  commands.c - stub, being written
+#include "cartmq/log.h"

@@ -1,0 +1,2 @@
+//  json_print.c - stub, being written
+#include "cartmq/log.h"

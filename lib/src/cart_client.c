@@ -1,0 +1,2 @@
+//  cart_client.c - stub, being written
+#include "cartmq/log.h"

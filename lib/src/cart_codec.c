@@ -1,0 +1,2 @@
+//  cart_codec.c - stub, being written
+#include "cartmq/log.h"

@@ -1,0 +1,2 @@
+//  client.c - stub, being written
+#include "cartmq/log.h"

@@ -1,0 +1,2 @@
+//  curve.c - stub, being written
+#include "cartmq/log.h"

@@ -1,0 +1,75 @@
+//  log.c - one-line logging through zsys, with a level filter
+
+#include <czmq.h>
+#include <stdarg.h>
+#include <stdio.h>
+
+#include "cartmq/log.h"
+
+static cmq_log_level_t s_level = CMQ_LOG_INFO;
+static char s_component[32] = "cartmq";
+
+void
+cmq_log_init (const char *component, cmq_log_level_t level, bool use_syslog)
+{
+    snprintf (s_component, sizeof (s_component), "%s",
+              component ? component : "cartmq");
+    s_level = level;
+    zsys_set_logident (s_component);
+    if (use_syslog) {
+        zsys_set_logsystem (true);
+        zsys_set_logstream (NULL);
+    }
+}
+
+void
+cmq_log_set_level (cmq_log_level_t level)
+{
+    s_level = level;
+}
+
+bool
+cmq_log_enabled (cmq_log_level_t level)
+{
+    return level <= s_level;
+}
+
+//  zsys prefixes the level letter and time; we add the component so lines
+//  from a broker and its workers can share one terminal or file.
+static void
+s_log (cmq_log_level_t level, const char *format, va_list args)
+{
+    char line[1024];
+    int prefix = snprintf (line, sizeof (line), "%s: ", s_component);
+    vsnprintf (line + prefix, sizeof (line) - (size_t) prefix, format, args);
+    switch (level) {
+        case CMQ_LOG_ERROR:
+            zsys_error ("%s", line);
+            break;
+        case CMQ_LOG_WARNING:
+            zsys_warning ("%s", line);
+            break;
+        case CMQ_LOG_INFO:
+            zsys_info ("%s", line);
+            break;
+        case CMQ_LOG_DEBUG:
+            zsys_debug ("%s", line);
+            break;
+    }
+}
+
+#define S_LOG_FUNCTION(name, level)                                          \
+    void name (const char *format, ...)                                      \
+    {                                                                        \
+        if (level > s_level)                                                 \
+            return;                                                          \
+        va_list args;                                                        \
+        va_start (args, format);                                             \
+        s_log (level, format, args);                                         \
+        va_end (args);                                                       \
+    }
+
+S_LOG_FUNCTION (cmq_log_error, CMQ_LOG_ERROR)
+S_LOG_FUNCTION (cmq_log_warning, CMQ_LOG_WARNING)
+S_LOG_FUNCTION (cmq_log_info, CMQ_LOG_INFO)
+S_LOG_FUNCTION (cmq_log_debug, CMQ_LOG_DEBUG)

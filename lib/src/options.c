@@ -1,0 +1,2 @@
+//  options.c - stub, being written
+#include "cartmq/log.h"

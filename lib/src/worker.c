@@ -1,0 +1,2 @@
+//  worker.c - stub, being written
+#include "cartmq/log.h"

@@ -1,0 +1,2 @@
+//  worker_fsm.c - stub, being written
+#include "cartmq/log.h"

@@ -1,0 +1,2 @@
+//  cart_service.c - stub, being written
+#include "cartmq/log.h"

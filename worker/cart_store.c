@@ -1,0 +1,2 @@
+//  cart_store.c - stub, being written
+#include "cartmq/log.h"

@@ -1,0 +1,6 @@
+//  main.c - stub
+int
+main (void)
+{
+    return 0;
+}

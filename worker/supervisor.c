@@ -1,0 +1,2 @@
+//  supervisor.c - stub, being written
+#include "cartmq/log.h"
