@@ -1,2 +1,809 @@
-//  broker_core.c - stub, being written
+//  broker_core.c - Majordomo routing as a plain state machine
+//
+//  Workers live in three places at once: a hash by routing id (lookup per
+//  message), a list ordered by last contact (expiry pops from the head)
+//  and a list ordered by last send (heartbeats pop from the head). Each
+//  service has a FIFO of queued requests and a ready-queue of workers with
+//  free credit. Every per-message step is O(1) but the REPLY match, which
+//  scans the worker's own in-flight requests (at most its credit).
+
+#include "broker_core.h"
+
+#include <msgpack.h>
+
 #include "cartmq/log.h"
+#include "cartmq/mdp.h"
+#include "service_stats.h"
+
+typedef struct _service_t service_t;
+typedef struct _worker_t worker_t;
+
+struct _service_t {
+    char *name;
+    zlistx_t *queue;         //  broker_request_t waiting, oldest first
+    zlistx_t *ready;         //  worker_t with free credit, front first
+    size_t workers;          //  registered workers of this service
+    uint64_t requests;       //  accepted since the service appeared
+    service_stats_t *stats;  //  service times, made on first reply
+};
+
+struct _worker_t {
+    zframe_t *identity;  //  routing id
+    char *id_hex;        //  for logs
+    service_t *service;
+    int credit;            //  requests it accepts at once
+    zlistx_t *inflight;    //  broker_request_t sent to it, oldest first
+    void *ready_handle;    //  in service->ready, or NULL
+    void *contact_handle;  //  in core->by_contact
+    void *sent_handle;     //  in core->by_sent
+    int64_t heard_us;      //  last message from it
+    int64_t sent_us;       //  last message to it
+};
+
+struct _broker_core_t {
+    broker_config_t config;
+    int64_t heartbeat_us;
+    int64_t expiry_us;  //  liveness x heartbeat
+    int64_t queue_timeout_us;
+    int64_t started_us;
+    zhashx_t *workers;     //  worker_t by routing id frame
+    zhashx_t *services;    //  service_t by name
+    zlistx_t *by_contact;  //  worker_t, least recently heard first
+    zlistx_t *by_sent;     //  worker_t, least recently sent to first
+    broker_counters_t counters;
+};
+
+void
+broker_config_defaults (broker_config_t *config)
+{
+    assert (config);
+    config->heartbeat_ms = 2500;
+    config->liveness = 3;
+    config->queue_timeout_ms = 10000;
+    config->max_queued = 100000;
+    config->max_services = 10000;
+    config->max_redispatch = 2;
+}
+
+//  Routing ids are binary: hash and compare them as bytes, so a lookup
+//  needs no string made from the frame.
+static size_t
+s_frame_hash (const void *key)
+{
+    zframe_t *frame = (zframe_t *)key;
+    const byte *data = zframe_data (frame);
+    size_t size = zframe_size (frame);
+    size_t hash = 14695981039346656037ULL;
+    for (size_t index = 0; index < size; index++)
+        hash = (hash ^ data[index]) * 1099511628211ULL;
+    return hash;
+}
+
+static int
+s_frame_compare (const void *a, const void *b)
+{
+    zframe_t *left = (zframe_t *)a;
+    zframe_t *right = (zframe_t *)b;
+    size_t size = zframe_size (left);
+    if (size != zframe_size (right))
+        return size < zframe_size (right) ? -1 : 1;
+    return memcmp (zframe_data (left), zframe_data (right), size);
+}
+
+static void *
+s_frame_duplicate (const void *key)
+{
+    return zframe_dup ((zframe_t *)key);
+}
+
+static void
+s_frame_destroy (void **key_p)
+{
+    zframe_destroy ((zframe_t **)key_p);
+}
+
+broker_core_t *
+broker_core_new (const broker_config_t *config, int64_t now_us)
+{
+    assert (config);
+    assert (config->heartbeat_ms > 0 && config->liveness > 0);
+    broker_core_t *self = (broker_core_t *)zmalloc (sizeof (*self));
+    self->config = *config;
+    self->heartbeat_us = (int64_t)config->heartbeat_ms * 1000;
+    self->expiry_us = self->heartbeat_us * config->liveness;
+    self->queue_timeout_us = (int64_t)config->queue_timeout_ms * 1000;
+    self->started_us = now_us;
+    self->workers = zhashx_new ();
+    zhashx_set_key_hasher (self->workers, s_frame_hash);
+    zhashx_set_key_comparator (self->workers, s_frame_compare);
+    zhashx_set_key_duplicator (self->workers, s_frame_duplicate);
+    zhashx_set_key_destructor (self->workers, s_frame_destroy);
+    self->services = zhashx_new ();
+    self->by_contact = zlistx_new ();
+    self->by_sent = zlistx_new ();
+    return self;
+}
+
+//  ---------------------------------------------------------------------
+//  Messages out
+
+static zmsg_t *
+s_worker_head (worker_t *worker, cmq_mdpw_command_t command)
+{
+    zmsg_t *msg = zmsg_new ();
+    zmsg_append (msg, &(zframe_t *){ zframe_dup (worker->identity) });
+    zmsg_addmem (msg, NULL, 0);
+    zmsg_addstr (msg, CMQ_MDPW_HEADER);
+    byte code = (byte)command;
+    zmsg_addmem (msg, &code, 1);
+    return msg;
+}
+
+//  Every send to a worker counts as our heartbeat to it.
+static void
+s_worker_sent (broker_core_t *self, worker_t *worker, int64_t now_us)
+{
+    worker->sent_us = now_us;
+    zlistx_move_end (self->by_sent, worker->sent_handle);
+}
+
+//  DISCONNECT to any peer, known or not; takes nothing.
+static void
+s_send_disconnect (zframe_t *identity, broker_outbox_t *outbox)
+{
+    zmsg_t *msg = zmsg_new ();
+    zmsg_append (msg, &(zframe_t *){ zframe_dup (identity) });
+    zmsg_addmem (msg, NULL, 0);
+    zmsg_addstr (msg, CMQ_MDPW_HEADER);
+    byte code = CMQ_MDPW_DISCONNECT;
+    zmsg_addmem (msg, &code, 1);
+    broker_outbox_add (outbox, &msg);
+}
+
+//  [client][""][MDPC01][service][body...]; takes *body_p.
+static void
+s_send_to_client (zframe_t *client, const char *service, zmsg_t **body_p,
+                  broker_outbox_t *outbox)
+{
+    zmsg_t *body = *body_p;
+    *body_p = NULL;
+    zmsg_pushstr (body, service);
+    zmsg_pushstr (body, CMQ_MDPC_HEADER);
+    zmsg_pushmem (body, NULL, 0);
+    zmsg_prepend (body, &(zframe_t *){ zframe_dup (client) });
+    broker_outbox_add (outbox, &body);
+}
+
+//  ---------------------------------------------------------------------
+//  Services
+
+static service_t *
+s_service_require (broker_core_t *self, const char *name)
+{
+    service_t *service = (service_t *)zhashx_lookup (self->services, name);
+    if (service)
+        return service;
+    if (zhashx_size (self->services) >= (size_t)self->config.max_services)
+        return NULL;
+    service = (service_t *)zmalloc (sizeof (*service));
+    service->name = strdup (name);
+    service->queue = zlistx_new ();
+    service->ready = zlistx_new ();
+    zhashx_insert (self->services, name, service);
+    cmq_log_debug ("service created service=%s", name);
+    return service;
+}
+
+//  A service lives while it has workers or queued requests (§3).
+static void
+s_service_release_if_unused (broker_core_t *self, service_t *service)
+{
+    if (service->workers > 0 || zlistx_size (service->queue) > 0)
+        return;
+    cmq_log_debug ("service removed service=%s", service->name);
+    zhashx_delete (self->services, service->name);
+    zlistx_destroy (&service->queue);
+    zlistx_destroy (&service->ready);
+    service_stats_destroy (&service->stats);
+    free (service->name);
+    free (service);
+}
+
+static void
+s_drop_request (broker_request_t **request_p, const char *reason,
+                uint64_t *counter)
+{
+    broker_request_t *request = *request_p;
+    service_t *service = (service_t *)request->service;
+    cmq_log_warning ("request dropped reason=%s service=%s body_bytes=%zu",
+                     reason, service->name, zmsg_content_size (request->body));
+    (*counter)++;
+    broker_request_unref (request_p);
+}
+
+//  Hands a request to the worker at the front of the ready-queue; the
+//  worker goes to the back if it still has credit (§3).
+static void
+s_worker_take (broker_core_t *self, worker_t *worker, broker_request_t *request,
+               int64_t now_us, broker_outbox_t *outbox)
+{
+    zmsg_t *head = s_worker_head (worker, CMQ_MDPW_REQUEST);
+    zmsg_append (head, &(zframe_t *){ zframe_dup (request->client) });
+    zmsg_addmem (head, NULL, 0);
+    broker_outbox_add_request (outbox, &head, request);
+    request->dispatched_us = now_us;
+    request->handle = zlistx_add_end (worker->inflight, request);
+    s_worker_sent (self, worker, now_us);
+
+    service_t *service = worker->service;
+    if (zlistx_size (worker->inflight) < (size_t)worker->credit)
+        zlistx_move_end (service->ready, worker->ready_handle);
+    else {
+        zlistx_delete (service->ready, worker->ready_handle);
+        worker->ready_handle = NULL;
+    }
+}
+
+//  Matches queued requests with ready workers, oldest request first.
+static void
+s_service_dispatch (broker_core_t *self, service_t *service, int64_t now_us,
+                    broker_outbox_t *outbox)
+{
+    while (zlistx_size (service->queue) && zlistx_size (service->ready)) {
+        broker_request_t *request =
+          (broker_request_t *)zlistx_detach (service->queue, NULL);
+        request->handle = NULL;
+        worker_t *worker = (worker_t *)zlistx_first (service->ready);
+        s_worker_take (self, worker, request, now_us, outbox);
+    }
+}
+
+//  ---------------------------------------------------------------------
+//  Workers
+
+static worker_t *
+s_worker_new (broker_core_t *self, zframe_t *identity, service_t *service,
+              int credit, int64_t now_us)
+{
+    worker_t *worker = (worker_t *)zmalloc (sizeof (*worker));
+    worker->identity = zframe_dup (identity);
+    worker->id_hex = zframe_strhex (identity);
+    worker->service = service;
+    worker->credit = credit;
+    worker->inflight = zlistx_new ();
+    worker->heard_us = now_us;
+    worker->sent_us = now_us;
+    zhashx_insert (self->workers, identity, worker);
+    worker->contact_handle = zlistx_add_end (self->by_contact, worker);
+    worker->sent_handle = zlistx_add_end (self->by_sent, worker);
+    worker->ready_handle = zlistx_add_end (service->ready, worker);
+    service->workers++;
+    return worker;
+}
+
+//  Forgets a worker. Its requests in flight go back to the front of their
+//  queue, in their order, unless sent too often already (§5).
+static void
+s_worker_delete (broker_core_t *self, worker_t *worker, const char *reason,
+                 int64_t now_us, broker_outbox_t *outbox)
+{
+    service_t *service = worker->service;
+    cmq_log_info ("worker removed worker=%s service=%s reason=%s inflight=%zu",
+                  worker->id_hex, service->name, reason,
+                  zlistx_size (worker->inflight));
+    broker_request_t *request;
+    while ((request = (broker_request_t *)zlistx_last (worker->inflight))) {
+        zlistx_detach (worker->inflight, request->handle);
+        request->handle = NULL;
+        if (request->redispatches >= self->config.max_redispatch) {
+            s_drop_request (&request, "redispatch_limit",
+                            &self->counters.dropped_redispatch_limit);
+            continue;
+        }
+        request->redispatches++;
+        self->counters.redispatched++;
+        request->handle = zlistx_add_start (service->queue, request);
+    }
+    zlistx_destroy (&worker->inflight);
+    if (worker->ready_handle)
+        zlistx_delete (service->ready, worker->ready_handle);
+    zlistx_delete (self->by_contact, worker->contact_handle);
+    zlistx_delete (self->by_sent, worker->sent_handle);
+    zhashx_delete (self->workers, worker->identity);
+    service->workers--;
+    zframe_destroy (&worker->identity);
+    zstr_free (&worker->id_hex);
+    free (worker);
+    s_service_dispatch (self, service, now_us, outbox);
+    s_service_release_if_unused (self, service);
+}
+
+//  A peer broke the protocol: log, DISCONNECT, forget (§3).
+static void
+s_refuse (broker_core_t *self, zframe_t *identity, worker_t *worker,
+          const char *reason, int64_t now_us, broker_outbox_t *outbox)
+{
+    self->counters.invalid++;
+    if (cmq_log_enabled (CMQ_LOG_WARNING)) {
+        char *hex = zframe_strhex (identity);
+        cmq_log_warning ("invalid message peer=%s reason=%s", hex, reason);
+        free (hex);
+    }
+    s_send_disconnect (identity, outbox);
+    if (worker)
+        s_worker_delete (self, worker, "invalid", now_us, outbox);
+}
+
+//  ---------------------------------------------------------------------
+//  Worker messages
+
+//  Copies a service-name frame into a C string; names were checked to be
+//  1..255 bytes without NUL by the parser.
+static void
+s_frame_to_name (zframe_t *frame, char *name)
+{
+    size_t size = zframe_size (frame);
+    memcpy (name, zframe_data (frame), size);
+    name[size] = 0;
+}
+
+static void
+s_on_ready (broker_core_t *self, zframe_t *identity,
+            const cmq_mdp_message_t *parsed, int64_t now_us,
+            broker_outbox_t *outbox)
+{
+    char name[CMQ_MAX_SERVICE_NAME_BYTES + 1];
+    s_frame_to_name (parsed->service, name);
+    //  RFC 8: mmi.* names are the broker's own.
+    if (strncmp (name, "mmi.", 4) == 0) {
+        s_refuse (self, identity, NULL, "READY for an mmi.* service", now_us,
+                  outbox);
+        return;
+    }
+    service_t *service = s_service_require (self, name);
+    if (!service) {
+        s_refuse (self, identity, NULL, "too many services", now_us, outbox);
+        return;
+    }
+    worker_t *worker =
+      s_worker_new (self, identity, service, parsed->credit, now_us);
+    cmq_log_info ("worker ready worker=%s service=%s credit=%d", worker->id_hex,
+                  name, worker->credit);
+    s_service_dispatch (self, service, now_us, outbox);
+}
+
+//  Finds the request in flight on this worker for this client: the oldest,
+//  since a client may have several in flight on one worker.
+static broker_request_t *
+s_inflight_find (worker_t *worker, zframe_t *client)
+{
+    broker_request_t *request =
+      (broker_request_t *)zlistx_first (worker->inflight);
+    while (request) {
+        if (s_frame_compare (request->client, client) == 0)
+            return request;
+        request = (broker_request_t *)zlistx_next (worker->inflight);
+    }
+    return NULL;
+}
+
+//  [wid][""][MDPW01][REPLY][client][""][body...] goes to the client as
+//  [client][""][MDPC01][service][body...], reusing the message.
+static void
+s_on_reply (broker_core_t *self, worker_t *worker, zmsg_t **msg_p,
+            const cmq_mdp_message_t *parsed, int64_t now_us,
+            broker_outbox_t *outbox)
+{
+    broker_request_t *request = s_inflight_find (worker, parsed->address);
+    if (!request) {
+        s_refuse (self, worker->identity, worker, "REPLY without a request",
+                  now_us, outbox);
+        return;
+    }
+    service_t *service = worker->service;
+    zlistx_detach (worker->inflight, request->handle);
+    if (!service->stats)
+        service->stats = service_stats_new ();
+    service_stats_record (service->stats, now_us,
+                          now_us - request->dispatched_us);
+    broker_request_unref (&request);
+
+    zmsg_t *msg = *msg_p;
+    *msg_p = NULL;
+    for (int frame = 0; frame < 4; frame++)  //  wid, "", header, command
+        zframe_destroy (&(zframe_t *){ zmsg_pop (msg) });
+    zframe_t *client = zmsg_pop (msg);
+    zframe_destroy (&(zframe_t *){ zmsg_pop (msg) });  //  ""
+    s_send_to_client (client, service->name, &msg, outbox);
+    zframe_destroy (&client);
+    self->counters.replies++;
+
+    //  Credit is free again: rejoin the back of the ready-queue (§3).
+    if (!worker->ready_handle)
+        worker->ready_handle = zlistx_add_end (service->ready, worker);
+    s_service_dispatch (self, service, now_us, outbox);
+}
+
+static void
+s_on_worker_message (broker_core_t *self, zframe_t *identity, zmsg_t **msg_p,
+                     const cmq_mdp_message_t *parsed, int64_t now_us,
+                     broker_outbox_t *outbox)
+{
+    worker_t *worker = (worker_t *)zhashx_lookup (self->workers, identity);
+    if (!worker) {
+        switch (parsed->command) {
+            case CMQ_MDPW_READY:
+                s_on_ready (self, identity, parsed, now_us, outbox);
+                break;
+            case CMQ_MDPW_HEARTBEAT:
+                //  A worker from before a broker restart: make it register
+                //  again at once (§2).
+                cmq_log_debug ("heartbeat from unknown worker: DISCONNECT");
+                s_send_disconnect (identity, outbox);
+                break;
+            case CMQ_MDPW_DISCONNECT:
+                break;
+            default:
+                s_refuse (self, identity, NULL,
+                          "worker command from an unregistered peer", now_us,
+                          outbox);
+        }
+        return;
+    }
+    worker->heard_us = now_us;
+    zlistx_move_end (self->by_contact, worker->contact_handle);
+    switch (parsed->command) {
+        case CMQ_MDPW_REPLY:
+            s_on_reply (self, worker, msg_p, parsed, now_us, outbox);
+            break;
+        case CMQ_MDPW_HEARTBEAT:
+            break;
+        case CMQ_MDPW_DISCONNECT:
+            s_worker_delete (self, worker, "disconnect", now_us, outbox);
+            break;
+        case CMQ_MDPW_READY:
+            s_refuse (self, identity, worker, "READY from a registered worker",
+                      now_us, outbox);
+            break;
+        default:
+            s_refuse (self, identity, worker, "REQUEST from a worker", now_us,
+                      outbox);
+    }
+}
+
+//  ---------------------------------------------------------------------
+//  MMI (RFC 8), answered here
+
+static zmsg_t *
+s_body_of_bytes (const void *data, size_t size)
+{
+    zmsg_t *body = zmsg_new ();
+    zmsg_addmem (body, data, size);
+    return body;
+}
+
+static void
+s_pack_str (msgpack_packer *packer, const char *string)
+{
+    size_t size = strlen (string);
+    msgpack_pack_str (packer, size);
+    msgpack_pack_str_body (packer, string, size);
+}
+
+static void
+s_pack_uint_field (msgpack_packer *packer, const char *key, uint64_t value)
+{
+    s_pack_str (packer, key);
+    msgpack_pack_uint64 (packer, value);
+}
+
+//  Services sorted by name, for stable listings.
+static zlistx_t *
+s_services_sorted (broker_core_t *self)
+{
+    zlistx_t *list = zlistx_new ();
+    zlistx_set_comparator (list, (zlistx_comparator_fn *)strcmp);
+    for (service_t *service = (service_t *)zhashx_first (self->services);
+         service; service = (service_t *)zhashx_next (self->services))
+        zlistx_add_end (list, service->name);
+    zlistx_sort (list);
+    return list;
+}
+
+static void
+s_pack_service (broker_core_t *self, msgpack_packer *packer, service_t *service,
+                bool with_times, int64_t now_us)
+{
+    msgpack_pack_map (packer, with_times ? 7 : 4);
+    s_pack_str (packer, "name");
+    s_pack_str (packer, service->name);
+    s_pack_uint_field (packer, "workers", service->workers);
+    s_pack_uint_field (packer, "idle", zlistx_size (service->ready));
+    s_pack_uint_field (packer, "queued", zlistx_size (service->queue));
+    if (!with_times)
+        return;
+    uint64_t count = 0;
+    int64_t mean_us = 0, p99_us = 0;
+    if (service->stats)
+        service_stats_read (service->stats, now_us, &count, &mean_us, &p99_us);
+    (void)self;
+    s_pack_uint_field (packer, "requests", service->requests);
+    s_pack_uint_field (packer, "mean_us", (uint64_t)mean_us);
+    s_pack_uint_field (packer, "p99_us", (uint64_t)p99_us);
+}
+
+static void
+s_pack_services (broker_core_t *self, msgpack_packer *packer, bool with_times,
+                 int64_t now_us)
+{
+    zlistx_t *names = s_services_sorted (self);
+    msgpack_pack_array (packer, zlistx_size (names));
+    for (const char *name = (const char *)zlistx_first (names); name;
+         name = (const char *)zlistx_next (names))
+        s_pack_service (self, packer,
+                        (service_t *)zhashx_lookup (self->services, name),
+                        with_times, now_us);
+    zlistx_destroy (&names);
+}
+
+static void
+s_pack_stats (broker_core_t *self, msgpack_packer *packer, int64_t now_us)
+{
+    const broker_counters_t *counters = &self->counters;
+    msgpack_pack_map (packer, 8);
+    s_pack_uint_field (packer, "uptime_s",
+                       (uint64_t)((now_us - self->started_us) / 1000000));
+    s_pack_uint_field (packer, "requests", counters->requests);
+    s_pack_uint_field (packer, "replies", counters->replies);
+    s_pack_uint_field (packer, "redispatched", counters->redispatched);
+    s_pack_str (packer, "dropped");
+    msgpack_pack_map (packer, 4);
+    s_pack_uint_field (packer, "expired", counters->dropped_expired);
+    s_pack_uint_field (packer, "queue_full", counters->dropped_queue_full);
+    s_pack_uint_field (packer, "redispatch_limit",
+                       counters->dropped_redispatch_limit);
+    s_pack_uint_field (packer, "no_service", counters->dropped_no_service);
+    s_pack_uint_field (packer, "invalid", counters->invalid);
+    s_pack_uint_field (packer, "workers", zhashx_size (self->workers));
+    s_pack_str (packer, "services");
+    s_pack_services (self, packer, true, now_us);
+}
+
+static zmsg_t *
+s_mmi_answer (broker_core_t *self, const char *service, zmsg_t *request,
+              int64_t now_us)
+{
+    if (streq (service, "mmi.service")) {
+        char name[CMQ_MAX_SERVICE_NAME_BYTES + 1] = "";
+        zframe_t *frame = zmsg_first (request);
+        size_t size = zframe_size (frame);
+        if (size <= CMQ_MAX_SERVICE_NAME_BYTES)
+            s_frame_to_name (frame, name);
+        service_t *known = size <= CMQ_MAX_SERVICE_NAME_BYTES
+                             ? (service_t *)zhashx_lookup (self->services, name)
+                             : NULL;
+        return s_body_of_bytes (known && known->workers ? "200" : "404", 3);
+    }
+    bool is_services = streq (service, "mmi.services");
+    if (!is_services && !streq (service, "mmi.stats"))
+        return s_body_of_bytes ("501", 3);
+    msgpack_sbuffer buffer;
+    msgpack_sbuffer_init (&buffer);
+    msgpack_packer packer;
+    msgpack_packer_init (&packer, &buffer, msgpack_sbuffer_write);
+    if (is_services)
+        s_pack_services (self, &packer, false, now_us);
+    else
+        s_pack_stats (self, &packer, now_us);
+    zmsg_t *body = s_body_of_bytes (buffer.data, buffer.size);
+    msgpack_sbuffer_destroy (&buffer);
+    return body;
+}
+
+//  ---------------------------------------------------------------------
+//  Client messages
+
+static void
+s_on_client_request (broker_core_t *self, zmsg_t **msg_p,
+                     const cmq_mdp_message_t *parsed, int64_t now_us,
+                     broker_outbox_t *outbox)
+{
+    char name[CMQ_MAX_SERVICE_NAME_BYTES + 1];
+    s_frame_to_name (parsed->service, name);
+    zmsg_t *msg = *msg_p;
+    *msg_p = NULL;
+    zframe_t *client = zmsg_pop (msg);
+    for (int frame = 0; frame < 3; frame++)  //  "", header, service
+        zframe_destroy (&(zframe_t *){ zmsg_pop (msg) });
+
+    if (strncmp (name, "mmi.", 4) == 0) {
+        zmsg_t *answer = s_mmi_answer (self, name, msg, now_us);
+        s_send_to_client (client, name, &answer, outbox);
+        zframe_destroy (&client);
+        zmsg_destroy (&msg);
+        return;
+    }
+    service_t *service = s_service_require (self, name);
+    if (!service) {
+        cmq_log_warning ("request dropped reason=no_service service=%s", name);
+        self->counters.dropped_no_service++;
+        zframe_destroy (&client);
+        zmsg_destroy (&msg);
+        return;
+    }
+    bool can_wait =
+      zlistx_size (service->queue) < (size_t)self->config.max_queued;
+    if (!can_wait && zlistx_size (service->ready) == 0) {
+        cmq_log_warning ("request dropped reason=queue_full service=%s", name);
+        self->counters.dropped_queue_full++;
+        zframe_destroy (&client);
+        zmsg_destroy (&msg);
+        return;
+    }
+    broker_request_t *request =
+      broker_request_new (&client, &msg, service, now_us);
+    self->counters.requests++;
+    service->requests++;
+    request->handle = zlistx_add_end (service->queue, request);
+    s_service_dispatch (self, service, now_us, outbox);
+}
+
+void
+broker_core_on_message (broker_core_t *self, zmsg_t **msg_p, int64_t now_us,
+                        broker_outbox_t *outbox)
+{
+    assert (self && msg_p && *msg_p && outbox);
+    zmsg_t *msg = *msg_p;
+    zframe_t *identity = zmsg_first (msg);
+    if (!identity) {
+        zmsg_destroy (msg_p);
+        return;
+    }
+    //  Parse what follows the routing id without changing the message.
+    identity = zmsg_pop (msg);
+    cmq_mdp_message_t parsed;
+    cmq_mdp_status_t status = cmq_mdp_parse (msg, &parsed);
+    zmsg_prepend (msg, &identity);
+    identity = zmsg_first (msg);
+    if (status != CMQ_MDP_OK) {
+        worker_t *worker = (worker_t *)zhashx_lookup (self->workers, identity);
+        s_refuse (self, identity, worker, cmq_mdp_status_str (status), now_us,
+                  outbox);
+    } else if (parsed.kind == CMQ_MDP_FROM_CLIENT)
+        s_on_client_request (self, msg_p, &parsed, now_us, outbox);
+    else
+        s_on_worker_message (self, identity, msg_p, &parsed, now_us, outbox);
+    zmsg_destroy (msg_p);
+}
+
+//  ---------------------------------------------------------------------
+//  Time
+
+static void
+s_expire_workers (broker_core_t *self, int64_t now_us, broker_outbox_t *outbox)
+{
+    worker_t *worker;
+    while ((worker = (worker_t *)zlistx_first (self->by_contact)) &&
+           now_us - worker->heard_us >= self->expiry_us)
+        s_worker_delete (self, worker, "expired", now_us, outbox);
+}
+
+static void
+s_send_heartbeats (broker_core_t *self, int64_t now_us, broker_outbox_t *outbox)
+{
+    worker_t *worker;
+    while ((worker = (worker_t *)zlistx_first (self->by_sent)) &&
+           now_us - worker->sent_us >= self->heartbeat_us) {
+        zmsg_t *msg = s_worker_head (worker, CMQ_MDPW_HEARTBEAT);
+        broker_outbox_add (outbox, &msg);
+        s_worker_sent (self, worker, now_us);
+    }
+}
+
+//  Queues are in arrival order (re-dispatched requests, at the front,
+//  arrived earlier still), so expired requests are at the head.
+static void
+s_expire_requests (broker_core_t *self, int64_t now_us)
+{
+    zlistx_t *idle = NULL;
+    for (service_t *service = (service_t *)zhashx_first (self->services);
+         service; service = (service_t *)zhashx_next (self->services)) {
+        broker_request_t *request;
+        while ((request = (broker_request_t *)zlistx_first (service->queue)) &&
+               now_us - request->arrived_us >= self->queue_timeout_us) {
+            zlistx_detach (service->queue, request->handle);
+            s_drop_request (&request, "expired",
+                            &self->counters.dropped_expired);
+        }
+        if (service->workers == 0 && zlistx_size (service->queue) == 0) {
+            if (!idle)
+                idle = zlistx_new ();
+            zlistx_add_end (idle, service);
+        }
+    }
+    //  Not while iterating the hash.
+    if (idle) {
+        for (service_t *service = (service_t *)zlistx_first (idle); service;
+             service = (service_t *)zlistx_next (idle))
+            s_service_release_if_unused (self, service);
+        zlistx_destroy (&idle);
+    }
+}
+
+void
+broker_core_on_tick (broker_core_t *self, int64_t now_us,
+                     broker_outbox_t *outbox)
+{
+    assert (self && outbox);
+    s_expire_workers (self, now_us, outbox);
+    s_send_heartbeats (self, now_us, outbox);
+    s_expire_requests (self, now_us);
+}
+
+void
+broker_core_disconnect_all (broker_core_t *self, broker_outbox_t *outbox)
+{
+    assert (self && outbox);
+    for (worker_t *worker = (worker_t *)zlistx_first (self->by_contact); worker;
+         worker = (worker_t *)zlistx_next (self->by_contact))
+        s_send_disconnect (worker->identity, outbox);
+}
+
+size_t
+broker_core_worker_count (broker_core_t *self)
+{
+    assert (self);
+    return zhashx_size (self->workers);
+}
+
+size_t
+broker_core_service_count (broker_core_t *self)
+{
+    assert (self);
+    return zhashx_size (self->services);
+}
+
+size_t
+broker_core_queued (broker_core_t *self, const char *name)
+{
+    assert (self && name);
+    service_t *service = (service_t *)zhashx_lookup (self->services, name);
+    return service ? zlistx_size (service->queue) : 0;
+}
+
+const broker_counters_t *
+broker_core_counters (broker_core_t *self)
+{
+    assert (self);
+    return &self->counters;
+}
+
+void
+broker_core_destroy (broker_core_t **self_p)
+{
+    assert (self_p);
+    broker_core_t *self = *self_p;
+    if (!self)
+        return;
+    //  Workers first: deleting one may re-queue its requests.
+    broker_outbox_t *discard = broker_outbox_new ();
+    self->config.max_redispatch = 0;
+    worker_t *worker;
+    while ((worker = (worker_t *)zlistx_first (self->by_contact)))
+        s_worker_delete (self, worker, "shutdown", 0, discard);
+    broker_outbox_destroy (&discard);
+    service_t *service;
+    while ((service = (service_t *)zhashx_first (self->services))) {
+        broker_request_t *request;
+        while (
+          (request = (broker_request_t *)zlistx_detach (service->queue, NULL)))
+            broker_request_unref (&request);
+        s_service_release_if_unused (self, service);
+    }
+    zhashx_destroy (&self->workers);
+    zhashx_destroy (&self->services);
+    zlistx_destroy (&self->by_contact);
+    zlistx_destroy (&self->by_sent);
+    free (self);
+    *self_p = NULL;
+}

@@ -41,7 +41,7 @@ s_log (cmq_log_level_t level, const char *format, va_list args)
 {
     char line[1024];
     int prefix = snprintf (line, sizeof (line), "%s: ", s_component);
-    vsnprintf (line + prefix, sizeof (line) - (size_t) prefix, format, args);
+    vsnprintf (line + prefix, sizeof (line) - (size_t)prefix, format, args);
     switch (level) {
         case CMQ_LOG_ERROR:
             zsys_error ("%s", line);
@@ -58,15 +58,15 @@ s_log (cmq_log_level_t level, const char *format, va_list args)
     }
 }
 
-#define S_LOG_FUNCTION(name, level)                                          \
-    void name (const char *format, ...)                                      \
-    {                                                                        \
-        if (level > s_level)                                                 \
-            return;                                                          \
-        va_list args;                                                        \
-        va_start (args, format);                                             \
-        s_log (level, format, args);                                         \
-        va_end (args);                                                       \
+#define S_LOG_FUNCTION(name, level)                                            \
+    void name (const char *format, ...)                                        \
+    {                                                                          \
+        if (level > s_level)                                                   \
+            return;                                                            \
+        va_list args;                                                          \
+        va_start (args, format);                                               \
+        s_log (level, format, args);                                           \
+        va_end (args);                                                         \
     }
 
 S_LOG_FUNCTION (cmq_log_error, CMQ_LOG_ERROR)

@@ -8,8 +8,8 @@ bool
 cmq_mdp_frame_is (zframe_t *frame, const char *string)
 {
     size_t length = strlen (string);
-    return frame && zframe_size (frame) == length
-           && memcmp (zframe_data (frame), string, length) == 0;
+    return frame && zframe_size (frame) == length &&
+           memcmp (zframe_data (frame), string, length) == 0;
 }
 
 int
@@ -35,8 +35,10 @@ cmq_mdp_parse_credit (zframe_t *frame)
 static bool
 s_service_ok (zframe_t *frame)
 {
+    //  Names become C strings and hash keys: no NUL inside.
     size_t size = zframe_size (frame);
-    return size > 0 && size <= CMQ_MAX_SERVICE_NAME_BYTES;
+    return size > 0 && size <= CMQ_MAX_SERVICE_NAME_BYTES &&
+           !memchr (zframe_data (frame), 0, size);
 }
 
 //  Client request: [service][body 1+]
@@ -95,7 +97,7 @@ s_parse_worker (zmsg_t *msg, size_t remaining, cmq_mdp_message_t *out)
     remaining--;
     if (zframe_size (command) != 1)
         return CMQ_MDP_UNKNOWN_COMMAND;
-    out->command = (cmq_mdpw_command_t) zframe_data (command)[0];
+    out->command = (cmq_mdpw_command_t)zframe_data (command)[0];
     switch (out->command) {
         case CMQ_MDPW_READY:
             return s_parse_ready (msg, remaining, out);
@@ -178,7 +180,7 @@ s_worker_header (cmq_mdpw_command_t command)
     zmsg_t *msg = zmsg_new ();
     zmsg_addmem (msg, NULL, 0);
     zmsg_addstr (msg, CMQ_MDPW_HEADER);
-    byte code = (byte) command;
+    byte code = (byte)command;
     zmsg_addmem (msg, &code, 1);
     return msg;
 }

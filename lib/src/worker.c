@@ -1,2 +1,427 @@
-//  worker.c - stub, being written
+//  worker.c - the Majordomo worker library: one service, one broker
+
+#include "cartmq/worker.h"
+
+#include <errno.h>
+#include <inttypes.h>
+#include <limits.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <string.h>
+
+#include "cartmq/curve.h"
 #include "cartmq/log.h"
+#include "cartmq/mdp.h"
+#include "cartmq/worker_fsm.h"
+
+#define S_DEFAULT_ENDPOINT         "tcp://127.0.0.1:5555"
+#define S_DEFAULT_RECONNECT_MIN_MS 100
+#define S_DEFAULT_RECONNECT_MAX_MS 1000
+//  libzmq retries a lost TCP connection this often on its own.
+#define S_TCP_RECONNECT_IVL_MS 100
+//  On destroy, how long a last REPLY or DISCONNECT may take to leave.
+#define S_CLOSE_LINGER_MS 100
+//  A recv past its deadline still drains what is already queued, up to
+//  this many messages, so a flood cannot hold it forever.
+#define S_MAX_DRAIN_AFTER_DEADLINE 100
+
+struct _cmq_worker_t {
+    char *endpoint;         //  broker endpoint
+    char *service;          //  service we serve
+    char *curve_server;     //  broker's public cert file, or NULL
+    char *curve_cert;       //  our secret cert file, or NULL
+    int credit;             //  requests we take at once
+    cmq_worker_fsm_t *fsm;  //  heartbeat and reconnect timing
+    zsock_t *socket;        //  DEALER; NULL after a failed reconnect
+    uint64_t generation;    //  successful connects so far
+};
+
+static _Thread_local char s_error[256];
+
+static void s_set_error (const char *format, ...)
+  __attribute__ ((format (printf, 1, 2)));
+
+static void
+s_set_error (const char *format, ...)
+{
+    va_list args;
+    va_start (args, format);
+    vsnprintf (s_error, sizeof (s_error), format, args);
+    va_end (args);
+}
+
+const char *
+cmq_worker_error (void)
+{
+    return s_error;
+}
+
+void
+cmq_worker_config_defaults (cmq_worker_config_t *config)
+{
+    assert (config);
+    memset (config, 0, sizeof (*config));
+    config->endpoint = S_DEFAULT_ENDPOINT;
+    config->heartbeat_ms = CMQ_DEFAULT_HEARTBEAT_MS;
+    config->liveness = CMQ_DEFAULT_LIVENESS;
+    config->credit = 1;
+    config->reconnect_min_ms = S_DEFAULT_RECONNECT_MIN_MS;
+    config->reconnect_max_ms = S_DEFAULT_RECONNECT_MAX_MS;
+}
+
+//  0 takes the default (a zeroed config works); negative is a mistake.
+static int
+s_positive_or_default (const char *name, int value, int fallback, int *out)
+{
+    if (value < 0) {
+        s_set_error ("%s must be positive, not %d", name, value);
+        return -1;
+    }
+    *out = value == 0 ? fallback : value;
+    return 0;
+}
+
+//  Checks config and fills self's settings; -1 with the error set.
+static int
+s_apply_config (cmq_worker_t *self, const cmq_worker_config_t *config,
+                int *heartbeat_ms, int *liveness, int *min_ms, int *max_ms)
+{
+    if (!config->service || !*config->service) {
+        s_set_error ("a service name is required");
+        return -1;
+    }
+    if (strlen (config->service) > CMQ_MAX_SERVICE_NAME_BYTES) {
+        s_set_error ("service name is over %d bytes",
+                     CMQ_MAX_SERVICE_NAME_BYTES);
+        return -1;
+    }
+    if (config->credit < 0 || config->credit > CMQ_MAX_CREDIT) {
+        s_set_error ("credit must be 1..%d, not %d", CMQ_MAX_CREDIT,
+                     config->credit);
+        return -1;
+    }
+    if (config->endpoint && !*config->endpoint) {
+        s_set_error ("endpoint is empty");
+        return -1;
+    }
+    if (!config->curve_server != !config->curve_cert) {
+        s_set_error ("CURVE needs both the server's public cert and ours");
+        return -1;
+    }
+    if (s_positive_or_default ("heartbeat_ms", config->heartbeat_ms,
+                               CMQ_DEFAULT_HEARTBEAT_MS, heartbeat_ms) ||
+        s_positive_or_default ("liveness", config->liveness,
+                               CMQ_DEFAULT_LIVENESS, liveness) ||
+        s_positive_or_default ("reconnect_min_ms", config->reconnect_min_ms,
+                               S_DEFAULT_RECONNECT_MIN_MS, min_ms) ||
+        s_positive_or_default ("reconnect_max_ms", config->reconnect_max_ms,
+                               S_DEFAULT_RECONNECT_MAX_MS, max_ms))
+        return -1;
+    self->credit = config->credit == 0 ? 1 : config->credit;
+    self->endpoint =
+      strdup (config->endpoint ? config->endpoint : S_DEFAULT_ENDPOINT);
+    self->service = strdup (config->service);
+    if (config->curve_server) {
+        self->curve_server = strdup (config->curve_server);
+        self->curve_cert = strdup (config->curve_cert);
+    }
+    return 0;
+}
+
+//  Sends without ever blocking: a broker that stopped reading must not
+//  stall the worker. Returns 0, or -1 if the message was dropped.
+static int
+s_send (cmq_worker_t *self, zmsg_t **msg_p)
+{
+    if (!self->socket || !(zsock_events (self->socket) & ZMQ_POLLOUT)) {
+        zmsg_destroy (msg_p);
+        return -1;
+    }
+    int rc = zmsg_send (msg_p, self->socket);
+    zmsg_destroy (msg_p);  //  zmsg_send leaves it on failure
+    if (rc == 0)
+        cmq_worker_fsm_on_send (self->fsm, zclock_mono ());
+    return rc;
+}
+
+static zsock_t *
+s_new_socket (cmq_worker_t *self)
+{
+    zsock_t *sock = zsock_new (ZMQ_DEALER);
+    if (!sock) {
+        s_set_error ("cannot create a socket: %s", zmq_strerror (errno));
+        return NULL;
+    }
+    zsock_set_linger (sock, 0);
+    zsock_set_sndtimeo (sock, 0);
+    zsock_set_reconnect_ivl (sock, S_TCP_RECONNECT_IVL_MS);
+    char reason[256] = "";
+    if (self->curve_server &&
+        cmq_curve_setup_client (sock, self->curve_server, self->curve_cert,
+                                reason, sizeof (reason))) {
+        s_set_error ("CURVE setup failed: %s", reason);
+        zsock_destroy (&sock);
+        return NULL;
+    }
+    if (zsock_connect (sock, "%s", self->endpoint)) {
+        s_set_error ("cannot connect to %s: %s", self->endpoint,
+                     zmq_strerror (errno));
+        zsock_destroy (&sock);
+    }
+    return sock;
+}
+
+//  Drops the current socket (the broker has forgotten it or is dead) and
+//  says READY on a fresh one, so the broker sees a new worker.
+static int
+s_connect (cmq_worker_t *self)
+{
+    zsock_destroy (&self->socket);
+    self->socket = s_new_socket (self);
+    int64_t now_ms = zclock_mono ();
+    cmq_worker_fsm_on_connect (self->fsm, now_ms);
+    if (!self->socket) {
+        //  Retry after the backoff, as if the broker had refused us.
+        cmq_worker_fsm_on_receive (self->fsm, now_ms, false, true);
+        return -1;
+    }
+    self->generation++;
+    zmsg_t *ready = cmq_mdp_worker_ready (self->service, self->credit);
+    s_send (self, &ready);
+    return 0;
+}
+
+cmq_worker_t *
+cmq_worker_new (const cmq_worker_config_t *config)
+{
+    if (!config) {
+        s_set_error ("no config");
+        return NULL;
+    }
+    cmq_worker_t *self = (cmq_worker_t *)zmalloc (sizeof (cmq_worker_t));
+    int heartbeat_ms, liveness, min_ms, max_ms;
+    if (s_apply_config (self, config, &heartbeat_ms, &liveness, &min_ms,
+                        &max_ms)) {
+        cmq_worker_destroy (&self);
+        return NULL;
+    }
+    self->fsm = cmq_worker_fsm_new (heartbeat_ms, liveness, min_ms, max_ms);
+    if (s_connect (self)) {
+        cmq_worker_destroy (&self);
+        return NULL;
+    }
+    return self;
+}
+
+void
+cmq_worker_destroy (cmq_worker_t **self_p)
+{
+    assert (self_p);
+    cmq_worker_t *self = *self_p;
+    if (!self)
+        return;
+    if (self->socket) {
+        //  Lets the broker re-dispatch our requests now rather than after
+        //  expiry, and gives a last reply a moment to leave.
+        zmsg_t *bye = cmq_mdp_worker_signal (CMQ_MDPW_DISCONNECT);
+        s_send (self, &bye);
+        zsock_set_linger (self->socket, S_CLOSE_LINGER_MS);
+        zsock_destroy (&self->socket);
+    }
+    cmq_worker_fsm_destroy (&self->fsm);
+    free (self->endpoint);
+    free (self->service);
+    free (self->curve_server);
+    free (self->curve_cert);
+    free (self);
+    *self_p = NULL;
+}
+
+void
+cmq_worker_tick (cmq_worker_t *self)
+{
+    assert (self);
+    switch (cmq_worker_fsm_on_tick (self->fsm, zclock_mono ())) {
+        case CMQ_WORKER_DO_HEARTBEAT: {
+            zmsg_t *heartbeat = cmq_mdp_worker_signal (CMQ_MDPW_HEARTBEAT);
+            if (s_send (self, &heartbeat))
+                //  Counted as sent anyway: retrying every poll would spin.
+                cmq_worker_fsm_on_send (self->fsm, zclock_mono ());
+            break;
+        }
+        case CMQ_WORKER_DO_RECONNECT:
+            cmq_log_info ("reconnecting to broker endpoint=%s service=%s",
+                          self->endpoint, self->service);
+            if (s_connect (self))
+                cmq_log_warning ("reconnect failed: %s", s_error);
+            break;
+        case CMQ_WORKER_DO_NOTHING:
+            break;
+    }
+}
+
+//  Strips a REQUEST down to its body, in place: the frames move, nothing
+//  is copied. Fills the ticket with the client address.
+static zmsg_t *
+s_take_request (cmq_worker_t *self, zmsg_t **msg_p, cmq_worker_ticket_t *ticket)
+{
+    zmsg_t *msg = *msg_p;
+    *msg_p = NULL;
+    for (int index = 0; index < 3; index++) {  //  "", MDPW01, command
+        zframe_t *frame = zmsg_pop (msg);
+        zframe_destroy (&frame);
+    }
+    ticket->address = zmsg_pop (msg);
+    ticket->generation = self->generation;
+    zframe_t *delimiter = zmsg_pop (msg);
+    zframe_destroy (&delimiter);
+    return msg;
+}
+
+//  Acts on one message from the broker. Returns a request body, or NULL
+//  when the message was something else (handled or dropped).
+static zmsg_t *
+s_handle_message (cmq_worker_t *self, zmsg_t **msg_p,
+                  cmq_worker_ticket_t *ticket)
+{
+    int64_t now_ms = zclock_mono ();
+    cmq_mdp_message_t parsed;
+    cmq_mdp_status_t status = cmq_mdp_parse (*msg_p, &parsed);
+    if (status == CMQ_MDP_OK && parsed.kind == CMQ_MDP_FROM_WORKER) {
+        switch (parsed.command) {
+            case CMQ_MDPW_REQUEST:
+                cmq_worker_fsm_on_receive (self->fsm, now_ms, true, false);
+                return s_take_request (self, msg_p, ticket);
+            case CMQ_MDPW_HEARTBEAT:
+                cmq_worker_fsm_on_receive (self->fsm, now_ms, true, false);
+                zmsg_destroy (msg_p);
+                return NULL;
+            case CMQ_MDPW_DISCONNECT:
+                cmq_log_info ("broker said DISCONNECT endpoint=%s",
+                              self->endpoint);
+                cmq_worker_fsm_on_receive (self->fsm, now_ms, false, true);
+                zmsg_destroy (msg_p);
+                return NULL;
+            default:
+                status = CMQ_MDP_UNKNOWN_COMMAND;  //  READY, REPLY
+                break;
+        }
+    } else if (status == CMQ_MDP_OK)
+        status = CMQ_MDP_UNKNOWN_HEADER;  //  MDPC01 to a worker
+    //  Still a sign of life from the broker, just not one we can use.
+    cmq_worker_fsm_on_receive (self->fsm, now_ms, false, false);
+    cmq_log_warning ("dropped message from broker endpoint=%s frames=%zu: %s",
+                     self->endpoint, zmsg_size (*msg_p),
+                     cmq_mdp_status_str (status));
+    zmsg_destroy (msg_p);
+    return NULL;
+}
+
+//  Poll timeout: the sooner of the caller's deadline and the fsm's next
+//  event, in zmq_poll's units.
+static long
+s_poll_timeout (cmq_worker_t *self, int64_t now_ms, int64_t deadline_ms)
+{
+    int64_t wait_ms = cmq_worker_fsm_wait_ms (self->fsm, now_ms);
+    if (deadline_ms >= 0 && deadline_ms - now_ms < wait_ms)
+        wait_ms = deadline_ms - now_ms;
+    if (wait_ms < 0)
+        wait_ms = 0;
+    return wait_ms > INT_MAX ? INT_MAX : (long)wait_ms;
+}
+
+//  Waits up to timeout_ms for the socket to be readable. 1 if it is, 0 if
+//  not, -1 if interrupted or the context is gone.
+static int
+s_wait_readable (cmq_worker_t *self, long timeout_ms)
+{
+    if (!self->socket) {
+        zclock_sleep ((int)timeout_ms);
+        return zsys_interrupted ? -1 : 0;
+    }
+    zmq_pollitem_t item = { zsock_resolve (self->socket), 0, ZMQ_POLLIN, 0 };
+    int rc = zmq_poll (&item, 1, timeout_ms);
+    if (rc < 0)
+        return errno == EINTR && !zsys_interrupted ? 0 : -1;
+    return (item.revents & ZMQ_POLLIN) ? 1 : 0;
+}
+
+zmsg_t *
+cmq_worker_recv (cmq_worker_t *self, int timeout_ms,
+                 cmq_worker_ticket_t *ticket)
+{
+    assert (self);
+    assert (ticket);
+    ticket->address = NULL;
+    ticket->generation = 0;
+    int64_t deadline_ms = timeout_ms < 0 ? -1 : zclock_mono () + timeout_ms;
+    int drained_late = 0;
+    while (!zsys_interrupted) {
+        cmq_worker_tick (self);
+        int64_t now_ms = zclock_mono ();
+        bool is_late = deadline_ms >= 0 && now_ms >= deadline_ms;
+        if (is_late && drained_late++ >= S_MAX_DRAIN_AFTER_DEADLINE)
+            return NULL;
+        int readable =
+          s_wait_readable (self, s_poll_timeout (self, now_ms, deadline_ms));
+        if (readable < 0)
+            return NULL;
+        if (readable == 0) {
+            if (is_late)
+                return NULL;
+            continue;
+        }
+        zmsg_t *msg = zmsg_recv (self->socket);
+        if (!msg)
+            return NULL;  //  interrupted
+        zmsg_t *body = s_handle_message (self, &msg, ticket);
+        if (body)
+            return body;
+    }
+    return NULL;
+}
+
+int
+cmq_worker_reply (cmq_worker_t *self, cmq_worker_ticket_t *ticket,
+                  zmsg_t **body_p)
+{
+    assert (self);
+    assert (ticket);
+    assert (body_p);
+    if (!ticket->address || ticket->generation != self->generation ||
+        !self->socket) {
+        //  The broker forgot the socket this came in on and has given the
+        //  request to another worker; a reply now would be a forgery.
+        cmq_log_debug ("dropped stale reply generation=%" PRIu64
+                       " current=%" PRIu64,
+                       ticket->generation, self->generation);
+        zframe_destroy (&ticket->address);
+        zmsg_destroy (body_p);
+        return -1;
+    }
+    if (!*body_p)
+        *body_p = zmsg_new ();
+    if (zmsg_size (*body_p) == 0)
+        zmsg_addmem (*body_p, NULL, 0);  //  MDP needs a body frame
+    zmsg_t *msg = cmq_mdp_worker_reply (&ticket->address, body_p);
+    if (s_send (self, &msg)) {
+        cmq_log_warning ("reply dropped: broker not reading endpoint=%s",
+                         self->endpoint);
+        return -1;
+    }
+    return 0;
+}
+
+zsock_t *
+cmq_worker_socket (cmq_worker_t *self)
+{
+    assert (self);
+    return self->socket;
+}
+
+uint64_t
+cmq_worker_generation (cmq_worker_t *self)
+{
+    assert (self);
+    return self->generation;
+}

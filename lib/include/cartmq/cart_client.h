@@ -17,32 +17,26 @@
 
 #define CMQ_CART_SERVICE "cart"
 
-int
-cmq_cart_get (cmq_client_t *client, const char *user_id,
-              cmq_cart_reply_t *reply);
+int cmq_cart_get (cmq_client_t *client, const char *user_id,
+                  cmq_cart_reply_t *reply);
 
-int
-cmq_cart_add (cmq_client_t *client, const char *user_id,
-              const cmq_cart_item_t *item, const char *request_id,
-              cmq_cart_reply_t *reply);
+int cmq_cart_add (cmq_client_t *client, const char *user_id,
+                  const cmq_cart_item_t *item, const char *request_id,
+                  cmq_cart_reply_t *reply);
 
-int
-cmq_cart_remove (cmq_client_t *client, const char *user_id,
-                 const char *item_id, const char *request_id,
-                 cmq_cart_reply_t *reply);
+int cmq_cart_remove (cmq_client_t *client, const char *user_id,
+                     const char *item_id, const char *request_id,
+                     cmq_cart_reply_t *reply);
 
-int
-cmq_cart_update (cmq_client_t *client, const char *user_id,
-                 const char *item_id, int64_t quantity,
-                 const char *request_id, cmq_cart_reply_t *reply);
+int cmq_cart_update (cmq_client_t *client, const char *user_id,
+                     const char *item_id, int64_t quantity,
+                     const char *request_id, cmq_cart_reply_t *reply);
 
-int
-cmq_cart_clear (cmq_client_t *client, const char *user_id,
-                const char *request_id, cmq_cart_reply_t *reply);
+int cmq_cart_clear (cmq_client_t *client, const char *user_id,
+                    const char *request_id, cmq_cart_reply_t *reply);
 
 //  Sends any prepared request; the calls above are thin wrappers.
-int
-cmq_cart_call (cmq_client_t *client, const cmq_cart_request_t *request,
-               cmq_cart_reply_t *reply);
+int cmq_cart_call (cmq_client_t *client, const cmq_cart_request_t *request,
+                   cmq_cart_reply_t *reply);
 
 #endif

@@ -12,25 +12,25 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#define CMQ_CART_MAX_ID_BYTES         128   //  user_id, item id, item_id
+#define CMQ_CART_MAX_ID_BYTES         128  //  user_id, item id, item_id
 #define CMQ_CART_MAX_NAME_BYTES       256
 #define CMQ_CART_MAX_REQUEST_ID_BYTES 64
 #define CMQ_CART_MAX_QUANTITY         1000000
 #define CMQ_CART_MAX_PRICE            2147483647LL
 #define CMQ_CART_MAX_ITEMS            1000
 
-#define CMQ_CART_OK              200
-#define CMQ_CART_BAD_REQUEST     400
-#define CMQ_CART_NOT_FOUND       404
-#define CMQ_CART_CONFLICT        409
-#define CMQ_CART_UNAVAILABLE     503
+#define CMQ_CART_OK          200
+#define CMQ_CART_BAD_REQUEST 400
+#define CMQ_CART_NOT_FOUND   404
+#define CMQ_CART_CONFLICT    409
+#define CMQ_CART_UNAVAILABLE 503
 
 typedef enum {
-    CMQ_CART_GET = 1,        //  GetCartItems
-    CMQ_CART_ADD,            //  AddItemToCart
-    CMQ_CART_REMOVE,         //  RemoveItemFromCart
-    CMQ_CART_UPDATE,         //  UpdateItemQuantity
-    CMQ_CART_CLEAR           //  ClearCart
+    CMQ_CART_GET = 1,  //  GetCartItems
+    CMQ_CART_ADD,      //  AddItemToCart
+    CMQ_CART_REMOVE,   //  RemoveItemFromCart
+    CMQ_CART_UPDATE,   //  UpdateItemQuantity
+    CMQ_CART_CLEAR     //  ClearCart
 } cmq_cart_method_t;
 
 //  A length-counted string; data is NUL terminated for convenience but
@@ -50,8 +50,8 @@ typedef struct {
 typedef struct {
     cmq_cart_method_t method;
     cmq_cart_str_t user_id;
-    cmq_cart_item_t item;        //  ADD: all fields; REMOVE/UPDATE: id only;
-                                 //  UPDATE: quantity too
+    cmq_cart_item_t item;  //  ADD: all fields; REMOVE/UPDATE: id only;
+                           //  UPDATE: quantity too
     bool has_request_id;
     cmq_cart_str_t request_id;
 } cmq_cart_request_t;
@@ -60,61 +60,53 @@ typedef struct {
 //  cmq_cart_reply_reset).
 typedef struct {
     int status;
-    char error[256];             //  status != 200
-    cmq_cart_method_t method;    //  which success fields apply
-    cmq_cart_item_t *items;      //  GET: sorted by id
+    char error[256];           //  status != 200
+    cmq_cart_method_t method;  //  which success fields apply
+    cmq_cart_item_t *items;    //  GET: sorted by id
     size_t item_count;
-    int64_t total;               //  GET
-    cmq_cart_str_t item_id;      //  ADD, UPDATE
-    int64_t quantity;            //  ADD, UPDATE
-    char message[32];            //  REMOVE, CLEAR
+    int64_t total;           //  GET
+    cmq_cart_str_t item_id;  //  ADD, UPDATE
+    int64_t quantity;        //  ADD, UPDATE
+    char message[32];        //  REMOVE, CLEAR
 } cmq_cart_reply_t;
 
 //  Method name as on the wire ("AddItemToCart"), or NULL.
-const char *
-cmq_cart_method_name (cmq_cart_method_t method);
+const char *cmq_cart_method_name (cmq_cart_method_t method);
 
 //  True if the method changes the cart (all but GET).
-bool
-cmq_cart_method_is_mutation (cmq_cart_method_t method);
+bool cmq_cart_method_is_mutation (cmq_cart_method_t method);
 
 //  Decodes and validates a request body. Returns 200, or 400 with a reason
 //  written into error (one line, at most error_size bytes with the NUL).
 //  Trailing bytes after the map are a 400.
-int
-cmq_cart_request_decode (const void *data, size_t size,
-                         cmq_cart_request_t *request, char *error,
-                         size_t error_size);
+int cmq_cart_request_decode (const void *data, size_t size,
+                             cmq_cart_request_t *request, char *error,
+                             size_t error_size);
 
 //  Encodes a request as a msgpack map. Returns a heap buffer the caller
 //  frees, its size in *size_p; NULL on allocation failure.
-void *
-cmq_cart_request_encode (const cmq_cart_request_t *request, size_t *size_p);
+void *cmq_cart_request_encode (const cmq_cart_request_t *request,
+                               size_t *size_p);
 
 //  Encodes a reply: exactly `status` and the method's success fields, or
 //  `status` and `error`. Caller frees the buffer.
-void *
-cmq_cart_reply_encode (const cmq_cart_reply_t *reply, size_t *size_p);
+void *cmq_cart_reply_encode (const cmq_cart_reply_t *reply, size_t *size_p);
 
 //  Encodes {status, error} alone: what a worker answers when it cannot
 //  build more (400 on a request it cannot decode, 503).
-void *
-cmq_cart_error_encode (int status, const char *error, size_t *size_p);
+void *cmq_cart_error_encode (int status, const char *error, size_t *size_p);
 
 //  Decodes a reply map as a client receives it. The method says which
 //  fields to expect. Returns 0, or -1 if the bytes are not a valid reply
 //  (reason in reply->error).
-int
-cmq_cart_reply_decode (const void *data, size_t size,
-                       cmq_cart_method_t method, cmq_cart_reply_t *reply);
+int cmq_cart_reply_decode (const void *data, size_t size,
+                           cmq_cart_method_t method, cmq_cart_reply_t *reply);
 
 //  Frees items and zeroes the reply, ready for reuse.
-void
-cmq_cart_reply_reset (cmq_cart_reply_t *reply);
+void cmq_cart_reply_reset (cmq_cart_reply_t *reply);
 
 //  Sets a length-counted string from a C string; returns -1 (and leaves
 //  it empty) if longer than max_bytes.
-int
-cmq_cart_str_set (cmq_cart_str_t *str, const char *value, size_t max_bytes);
+int cmq_cart_str_set (cmq_cart_str_t *str, const char *value, size_t max_bytes);
 
 #endif

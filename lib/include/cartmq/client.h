@@ -26,57 +26,48 @@
 typedef struct _cmq_client_t cmq_client_t;
 
 typedef struct {
-    const char *endpoint;        //  NULL: CMQ_DEFAULT_ENDPOINT
-    int timeout_ms;              //  per attempt; <= 0: default
-    int retries;                 //  resends after the first; < 0: default
-    const char *curve_server;    //  broker's public cert file, or NULL
-    const char *curve_cert;      //  our secret cert file (NAME_secret)
+    const char *endpoint;      //  NULL: CMQ_DEFAULT_ENDPOINT
+    int timeout_ms;            //  per attempt; <= 0: default
+    int retries;               //  resends after the first; < 0: default
+    const char *curve_server;  //  broker's public cert file, or NULL
+    const char *curve_cert;    //  our secret cert file (NAME_secret)
 } cmq_client_config_t;
 
 //  Fills a config with the defaults above.
-void
-cmq_client_config_defaults (cmq_client_config_t *config);
+void cmq_client_config_defaults (cmq_client_config_t *config);
 
 //  Connects. Returns NULL on a bad endpoint or unusable cert; then
 //  cmq_client_error () says why.
-cmq_client_t *
-cmq_client_new (const cmq_client_config_t *config);
+cmq_client_t *cmq_client_new (const cmq_client_config_t *config);
 
-void
-cmq_client_destroy (cmq_client_t **self_p);
+void cmq_client_destroy (cmq_client_t **self_p);
 
 //  Sends service + body (takes *body_p) and waits for the reply. Returns 0
 //  and the reply body in *reply_p (caller destroys), or -1 when every
 //  attempt timed out or the call was interrupted (cmq_client_error).
-int
-cmq_client_call (cmq_client_t *self, const char *service, zmsg_t **body_p,
-                 zmsg_t **reply_p);
+int cmq_client_call (cmq_client_t *self, const char *service, zmsg_t **body_p,
+                     zmsg_t **reply_p);
 
 //  Convenience: one-frame request and reply. On 0, *reply_p / *reply_size_p
 //  hold a heap copy of the first reply frame (caller frees).
-int
-cmq_client_call_bytes (cmq_client_t *self, const char *service,
-                       const void *request, size_t request_size,
-                       void **reply_p, size_t *reply_size_p);
+int cmq_client_call_bytes (cmq_client_t *self, const char *service,
+                           const void *request, size_t request_size,
+                           void **reply_p, size_t *reply_size_p);
 
 //  Async: queues one request (takes *body_p). Returns 0, or -1 if the
 //  socket would not take it.
-int
-cmq_client_send (cmq_client_t *self, const char *service, zmsg_t **body_p);
+int cmq_client_send (cmq_client_t *self, const char *service, zmsg_t **body_p);
 
 //  Async: waits up to timeout_ms (-1: forever, 0: poll) for one reply.
 //  Returns the body (caller destroys) and, if service_p, the replying
 //  service name (caller frees); NULL on timeout or interrupt. Malformed
 //  messages from the broker are dropped, never returned.
-zmsg_t *
-cmq_client_recv (cmq_client_t *self, int timeout_ms, char **service_p);
+zmsg_t *cmq_client_recv (cmq_client_t *self, int timeout_ms, char **service_p);
 
 //  The socket, for callers that poll several things at once.
-zsock_t *
-cmq_client_socket (cmq_client_t *self);
+zsock_t *cmq_client_socket (cmq_client_t *self);
 
 //  Why the last call on this thread failed.
-const char *
-cmq_client_error (void);
+const char *cmq_client_error (void);
 
 #endif

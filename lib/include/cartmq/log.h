@@ -19,25 +19,22 @@ typedef enum {
 
 //  Names the component in every line ("broker", "worker") and sets the
 //  level. With use_syslog, lines go to syslog instead of stderr.
-void
-cmq_log_init (const char *component, cmq_log_level_t level, bool use_syslog);
+void cmq_log_init (const char *component, cmq_log_level_t level,
+                   bool use_syslog);
 
-void
-cmq_log_set_level (cmq_log_level_t level);
+void cmq_log_set_level (cmq_log_level_t level);
 
 //  True if a message at this level would be written; lets callers skip
 //  building expensive arguments (hex ids) on the hot path.
-bool
-cmq_log_enabled (cmq_log_level_t level);
+bool cmq_log_enabled (cmq_log_level_t level);
 
-void
-cmq_log_error (const char *format, ...) __attribute__ ((format (printf, 1, 2)));
-void
-cmq_log_warning (const char *format, ...)
-    __attribute__ ((format (printf, 1, 2)));
-void
-cmq_log_info (const char *format, ...) __attribute__ ((format (printf, 1, 2)));
-void
-cmq_log_debug (const char *format, ...) __attribute__ ((format (printf, 1, 2)));
+void cmq_log_error (const char *format, ...)
+  __attribute__ ((format (printf, 1, 2)));
+void cmq_log_warning (const char *format, ...)
+  __attribute__ ((format (printf, 1, 2)));
+void cmq_log_info (const char *format, ...)
+  __attribute__ ((format (printf, 1, 2)));
+void cmq_log_debug (const char *format, ...)
+  __attribute__ ((format (printf, 1, 2)));
 
 #endif

@@ -30,25 +30,25 @@ typedef enum {
 
 typedef enum {
     CMQ_MDP_OK = 0,
-    CMQ_MDP_EMPTY,               //  no frames at all
-    CMQ_MDP_NO_DELIMITER,        //  first frame is not empty
-    CMQ_MDP_NO_HEADER,           //  nothing after the delimiter
-    CMQ_MDP_UNKNOWN_HEADER,      //  neither MDPC01 nor MDPW01
-    CMQ_MDP_NO_SERVICE,          //  client request without a service
-    CMQ_MDP_BAD_SERVICE,         //  service name empty or too long
-    CMQ_MDP_NO_BODY,             //  request or reply without a body frame
-    CMQ_MDP_NO_COMMAND,          //  worker message without a command
-    CMQ_MDP_UNKNOWN_COMMAND,     //  command frame is not 0x01..0x05
-    CMQ_MDP_MISSING_FRAMES,      //  command lacks frames it needs
-    CMQ_MDP_EXTRA_FRAMES,        //  command has frames it must not
-    CMQ_MDP_BAD_CREDIT,          //  READY credit frame not 1..1000
+    CMQ_MDP_EMPTY,                 //  no frames at all
+    CMQ_MDP_NO_DELIMITER,          //  first frame is not empty
+    CMQ_MDP_NO_HEADER,             //  nothing after the delimiter
+    CMQ_MDP_UNKNOWN_HEADER,        //  neither MDPC01 nor MDPW01
+    CMQ_MDP_NO_SERVICE,            //  client request without a service
+    CMQ_MDP_BAD_SERVICE,           //  service name empty, too long or has NUL
+    CMQ_MDP_NO_BODY,               //  request or reply without a body frame
+    CMQ_MDP_NO_COMMAND,            //  worker message without a command
+    CMQ_MDP_UNKNOWN_COMMAND,       //  command frame is not 0x01..0x05
+    CMQ_MDP_MISSING_FRAMES,        //  command lacks frames it needs
+    CMQ_MDP_EXTRA_FRAMES,          //  command has frames it must not
+    CMQ_MDP_BAD_CREDIT,            //  READY credit frame not 1..1000
     CMQ_MDP_NO_ENVELOPE_DELIMITER  //  REQUEST/REPLY address not followed
                                    //  by an empty frame
 } cmq_mdp_status_t;
 
 typedef enum {
-    CMQ_MDP_FROM_CLIENT = 1,     //  MDPC01
-    CMQ_MDP_FROM_WORKER = 2      //  MDPW01
+    CMQ_MDP_FROM_CLIENT = 1,  //  MDPC01
+    CMQ_MDP_FROM_WORKER = 2   //  MDPW01
 } cmq_mdp_kind_t;
 
 //  What a message says. Frame pointers are borrowed from the parsed
@@ -66,40 +66,32 @@ typedef struct {
 //  ROUTER reads after the routing id, or what a DEALER reads. Checks the
 //  header, the command and the frame counts, and for READY the service
 //  name and the optional credit frame. Never changes msg.
-cmq_mdp_status_t
-cmq_mdp_parse (zmsg_t *msg, cmq_mdp_message_t *out);
+cmq_mdp_status_t cmq_mdp_parse (zmsg_t *msg, cmq_mdp_message_t *out);
 
 //  A short human phrase for a status, for logs ("unknown header").
-const char *
-cmq_mdp_status_str (cmq_mdp_status_t status);
+const char *cmq_mdp_status_str (cmq_mdp_status_t status);
 
 //  True if a frame holds exactly this string.
-bool
-cmq_mdp_frame_is (zframe_t *frame, const char *string);
+bool cmq_mdp_frame_is (zframe_t *frame, const char *string);
 
 //  Parses the credit frame of READY: plain decimal digits, 1..1000.
 //  Returns the credit, or -1 if the frame is anything else.
-int
-cmq_mdp_parse_credit (zframe_t *frame);
+int cmq_mdp_parse_credit (zframe_t *frame);
 
 //  Builders: each returns a new message starting with the empty delimiter
 //  (a DEALER sends it as is; a ROUTER pushes the routing id first).
 //  Body messages are taken and destroyed; *body_p is set to NULL.
 
 //  [""][MDPC01][service][body...]
-zmsg_t *
-cmq_mdp_client_request (const char *service, zmsg_t **body_p);
+zmsg_t *cmq_mdp_client_request (const char *service, zmsg_t **body_p);
 
 //  [""][MDPW01][READY][service] and, when credit > 1, [credit]
-zmsg_t *
-cmq_mdp_worker_ready (const char *service, int credit);
+zmsg_t *cmq_mdp_worker_ready (const char *service, int credit);
 
 //  [""][MDPW01][command] for HEARTBEAT and DISCONNECT
-zmsg_t *
-cmq_mdp_worker_signal (cmq_mdpw_command_t command);
+zmsg_t *cmq_mdp_worker_signal (cmq_mdpw_command_t command);
 
 //  [""][MDPW01][REPLY][address][""][body...]; takes *address_p.
-zmsg_t *
-cmq_mdp_worker_reply (zframe_t **address_p, zmsg_t **body_p);
+zmsg_t *cmq_mdp_worker_reply (zframe_t **address_p, zmsg_t **body_p);
 
 #endif

@@ -28,7 +28,7 @@ typedef enum {
 } cmq_opt_type_t;
 
 typedef struct {
-    const char *name;     //  long name without dashes: "heartbeat-ms"
+    const char *name;  //  long name without dashes: "heartbeat-ms"
     cmq_opt_type_t type;
     const char *metavar;  //  shown in --help: "N", "ENDPOINT"
     const char *help;     //  one line for --help
@@ -45,9 +45,9 @@ typedef struct {
 } cmq_options_spec_t;
 
 typedef enum {
-    CMQ_OPTIONS_OK = 0,      //  go on: *next_arg is the first positional
-    CMQ_OPTIONS_EXIT = 1,    //  --help or --version printed: exit 0
-    CMQ_OPTIONS_ERROR = 2    //  error printed on stderr: exit 2
+    CMQ_OPTIONS_OK = 0,    //  go on: *next_arg is the first positional
+    CMQ_OPTIONS_EXIT = 1,  //  --help or --version printed: exit 0
+    CMQ_OPTIONS_ERROR = 2  //  error printed on stderr: exit 2
 } cmq_options_result_t;
 
 //  Parses argv[1..argc-1] against the table. --help and --version are
@@ -56,18 +56,17 @@ typedef enum {
 //  error) and counted in *positional_count; with stop_at_positional, the
 //  first positional and everything after it are left unparsed and
 //  *next_arg is its index (argc if none).
-cmq_options_result_t
-cmq_options_parse (const cmq_options_spec_t *spec, cmq_option_t *table,
-                   int argc, char **argv, const char **positional,
-                   int max_positional, int *positional_count, int *next_arg);
+cmq_options_result_t cmq_options_parse (const cmq_options_spec_t *spec,
+                                        cmq_option_t *table, int argc,
+                                        char **argv, const char **positional,
+                                        int max_positional,
+                                        int *positional_count, int *next_arg);
 
 //  Frees the strings and lists the table's targets hold and NULLs them.
-void
-cmq_options_free (cmq_option_t *table);
+void cmq_options_free (cmq_option_t *table);
 
 //  Prints --help text for the table on stdout.
-void
-cmq_options_print_help (const cmq_options_spec_t *spec,
-                        const cmq_option_t *table);
+void cmq_options_print_help (const cmq_options_spec_t *spec,
+                             const cmq_option_t *table);
 
 #endif

@@ -22,60 +22,51 @@
 typedef struct _cmq_worker_t cmq_worker_t;
 
 typedef struct {
-    const char *endpoint;        //  NULL: tcp://127.0.0.1:5555
-    const char *service;         //  required
-    int heartbeat_ms;            //  <= 0: 2500
-    int liveness;                //  <= 0: 3
-    int credit;                  //  1..1000; <= 1 sends no credit frame
-    int reconnect_min_ms;        //  <= 0: 100
-    int reconnect_max_ms;        //  <= 0: 1000
-    const char *curve_server;    //  broker's public cert file, or NULL
-    const char *curve_cert;      //  our secret cert file
+    const char *endpoint;      //  NULL: tcp://127.0.0.1:5555
+    const char *service;       //  required
+    int heartbeat_ms;          //  <= 0: 2500
+    int liveness;              //  <= 0: 3
+    int credit;                //  1..1000; <= 1 sends no credit frame
+    int reconnect_min_ms;      //  <= 0: 100
+    int reconnect_max_ms;      //  <= 0: 1000
+    const char *curve_server;  //  broker's public cert file, or NULL
+    const char *curve_cert;    //  our secret cert file
 } cmq_worker_config_t;
 
 typedef struct {
-    zframe_t *address;           //  the client's address, owned
-    uint64_t generation;         //  socket generation it came in on
+    zframe_t *address;    //  the client's address, owned
+    uint64_t generation;  //  socket generation it came in on
 } cmq_worker_ticket_t;
 
-void
-cmq_worker_config_defaults (cmq_worker_config_t *config);
+void cmq_worker_config_defaults (cmq_worker_config_t *config);
 
 //  Connects and says READY. NULL on a bad config or cert
 //  (cmq_worker_error says why).
-cmq_worker_t *
-cmq_worker_new (const cmq_worker_config_t *config);
+cmq_worker_t *cmq_worker_new (const cmq_worker_config_t *config);
 
-void
-cmq_worker_destroy (cmq_worker_t **self_p);
+void cmq_worker_destroy (cmq_worker_t **self_p);
 
 //  Waits up to timeout_ms (-1: forever, 0: poll once) for a request,
 //  heartbeating and reconnecting meanwhile. Returns its body (caller
 //  destroys) and fills *ticket; NULL on timeout or interrupt.
-zmsg_t *
-cmq_worker_recv (cmq_worker_t *self, int timeout_ms,
-                 cmq_worker_ticket_t *ticket);
+zmsg_t *cmq_worker_recv (cmq_worker_t *self, int timeout_ms,
+                         cmq_worker_ticket_t *ticket);
 
 //  Sends the reply for a ticket. Takes *body_p and the ticket's address.
 //  Returns 0, or -1 if dropped (stale ticket).
-int
-cmq_worker_reply (cmq_worker_t *self, cmq_worker_ticket_t *ticket,
-                  zmsg_t **body_p);
+int cmq_worker_reply (cmq_worker_t *self, cmq_worker_ticket_t *ticket,
+                      zmsg_t **body_p);
 
 //  Sends a heartbeat or reconnects if either is due, without waiting.
 //  Call it between replies when work is long.
-void
-cmq_worker_tick (cmq_worker_t *self);
+void cmq_worker_tick (cmq_worker_t *self);
 
 //  The current socket (it changes on reconnect), for polling.
-zsock_t *
-cmq_worker_socket (cmq_worker_t *self);
+zsock_t *cmq_worker_socket (cmq_worker_t *self);
 
 //  Times the worker has connected (1 after new).
-uint64_t
-cmq_worker_generation (cmq_worker_t *self);
+uint64_t cmq_worker_generation (cmq_worker_t *self);
 
-const char *
-cmq_worker_error (void);
+const char *cmq_worker_error (void);
 
 #endif

@@ -23,39 +23,34 @@ typedef struct _cmq_worker_fsm_t cmq_worker_fsm_t;
 
 typedef enum {
     CMQ_WORKER_DO_NOTHING = 0,
-    CMQ_WORKER_DO_HEARTBEAT = 1,   //  send HEARTBEAT now
-    CMQ_WORKER_DO_RECONNECT = 2    //  destroy socket, new socket, READY
+    CMQ_WORKER_DO_HEARTBEAT = 1,  //  send HEARTBEAT now
+    CMQ_WORKER_DO_RECONNECT = 2   //  destroy socket, new socket, READY
 } cmq_worker_action_t;
 
-cmq_worker_fsm_t *
-cmq_worker_fsm_new (int heartbeat_ms, int liveness, int reconnect_min_ms,
-                    int reconnect_max_ms);
+cmq_worker_fsm_t *cmq_worker_fsm_new (int heartbeat_ms, int liveness,
+                                      int reconnect_min_ms,
+                                      int reconnect_max_ms);
 
-void
-cmq_worker_fsm_destroy (cmq_worker_fsm_t **self_p);
+void cmq_worker_fsm_destroy (cmq_worker_fsm_t **self_p);
 
 //  A fresh socket was connected and READY sent at now_ms.
-void
-cmq_worker_fsm_on_connect (cmq_worker_fsm_t *self, int64_t now_ms);
+void cmq_worker_fsm_on_connect (cmq_worker_fsm_t *self, int64_t now_ms);
 
 //  A message came from the broker. is_work: REQUEST or HEARTBEAT (resets
 //  the backoff); is_disconnect: DISCONNECT (a reconnect is due after the
 //  backoff).
-void
-cmq_worker_fsm_on_receive (cmq_worker_fsm_t *self, int64_t now_ms,
-                           bool is_work, bool is_disconnect);
+void cmq_worker_fsm_on_receive (cmq_worker_fsm_t *self, int64_t now_ms,
+                                bool is_work, bool is_disconnect);
 
 //  We sent something (READY, REPLY, HEARTBEAT) at now_ms.
-void
-cmq_worker_fsm_on_send (cmq_worker_fsm_t *self, int64_t now_ms);
+void cmq_worker_fsm_on_send (cmq_worker_fsm_t *self, int64_t now_ms);
 
 //  What is due at now_ms. RECONNECT wins over HEARTBEAT.
-cmq_worker_action_t
-cmq_worker_fsm_on_tick (cmq_worker_fsm_t *self, int64_t now_ms);
+cmq_worker_action_t cmq_worker_fsm_on_tick (cmq_worker_fsm_t *self,
+                                            int64_t now_ms);
 
 //  Milliseconds from now_ms until on_tick may have something to do (>= 0):
 //  the poll timeout.
-int64_t
-cmq_worker_fsm_wait_ms (cmq_worker_fsm_t *self, int64_t now_ms);
+int64_t cmq_worker_fsm_wait_ms (cmq_worker_fsm_t *self, int64_t now_ms);
 
 #endif

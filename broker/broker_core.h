@@ -1,0 +1,74 @@
+//  broker_core.h - Majordomo routing as a plain state machine
+//
+//  Input: a message read from the ROUTER (routing id frame first), or the
+//  passage of time. Output: messages to send, appended to the caller's
+//  outbox. No sockets, clock or signals inside, so unit tests and fuzzers
+//  drive it directly. Times are monotonic microseconds.
+//
+//  Rules are the contract's §3 and §5: per-service FIFO of requests and a
+//  ready-queue of workers with free credit (longest idle first), MMI
+//  answered here, heartbeats both ways, DISCONNECT for invalid traffic,
+//  re-dispatch of a dead worker's requests (at most twice), bounded queues
+//  and queue timeouts.
+
+#ifndef BROKER_CORE_H
+#define BROKER_CORE_H
+
+#include <czmq.h>
+#include <stdint.h>
+
+#include "broker_outbox.h"
+
+typedef struct {
+    int heartbeat_ms;      //  2500: heartbeat interval both ways
+    int liveness;          //  3: silent intervals before a peer is dead
+    int queue_timeout_ms;  //  10000: longest wait in a queue
+    int max_queued;        //  100000: per service
+    int max_services;      //  10000: distinct service names at once
+    int max_redispatch;    //  2: re-sends of one request
+} broker_config_t;
+
+//  Counters since start, as mmi.stats reports them.
+typedef struct {
+    uint64_t requests;  //  client requests accepted (not MMI)
+    uint64_t replies;   //  replies delivered to clients (not MMI)
+    uint64_t redispatched;
+    uint64_t dropped_expired;
+    uint64_t dropped_queue_full;
+    uint64_t dropped_redispatch_limit;
+    uint64_t dropped_no_service;  //  too many services to create another
+    uint64_t invalid;             //  peer messages refused as invalid
+} broker_counters_t;
+
+typedef struct _broker_core_t broker_core_t;
+
+void broker_config_defaults (broker_config_t *config);
+
+broker_core_t *broker_core_new (const broker_config_t *config, int64_t now_us);
+
+void broker_core_destroy (broker_core_t **self_p);
+
+//  Handles one message read from the ROUTER (routing id frame first).
+//  Takes ownership of *msg_p. Appends replies and forwards to outbox.
+void broker_core_on_message (broker_core_t *self, zmsg_t **msg_p,
+                             int64_t now_us, broker_outbox_t *outbox);
+
+//  Forgets workers silent for liveness intervals (re-dispatching their
+//  requests), sends due heartbeats, drops requests queued too long. The
+//  cost is the number of expired or due items, not of live workers.
+void broker_core_on_tick (broker_core_t *self, int64_t now_us,
+                          broker_outbox_t *outbox);
+
+//  Sends DISCONNECT to every worker (broker shutting down).
+void broker_core_disconnect_all (broker_core_t *self, broker_outbox_t *outbox);
+
+size_t broker_core_worker_count (broker_core_t *self);
+
+size_t broker_core_service_count (broker_core_t *self);
+
+//  Queued (not in flight) requests of a service; 0 if unknown.
+size_t broker_core_queued (broker_core_t *self, const char *service);
+
+const broker_counters_t *broker_core_counters (broker_core_t *self);
+
+#endif

@@ -1,0 +1,31 @@
+//  broker_shell.h - the broker's sockets, timers and signals
+//
+//  Owns the ROUTER socket (bound to every endpoint), the CURVE
+//  authenticator when asked for, and a zloop that feeds broker_core with
+//  messages and ticks and sends what it answers. No routing logic here.
+
+#ifndef BROKER_SHELL_H
+#define BROKER_SHELL_H
+
+#include <czmq.h>
+
+#include "broker_core.h"
+
+typedef struct {
+    broker_config_t core;
+    zlist_t *endpoints;         //  char *, borrowed; at least one
+    const char *curve_secret;   //  our secret cert file, or NULL
+    const char *curve_clients;  //  directory of allowed public certs
+} broker_shell_config_t;
+
+typedef struct _broker_shell_t broker_shell_t;
+
+//  Binds every endpoint. NULL on failure, after logging why.
+broker_shell_t *broker_shell_new (const broker_shell_config_t *config);
+
+void broker_shell_destroy (broker_shell_t **self_p);
+
+//  Runs until SIGINT or SIGTERM. Returns 0.
+int broker_shell_run (broker_shell_t *self);
+
+#endif
