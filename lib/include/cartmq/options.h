@@ -8,8 +8,9 @@
 //  "worker"); other top-level sections are ignored, so one file may hold
 //  both.
 //
-//  Errors are one line on stderr, naming the flag or key (and the config
-//  line where zconfig knows it): "cartmq-broker: --liveness: not a number".
+//  Errors are one line on stderr, naming the flag, or the file, line and
+//  key: "cartmq-broker: --liveness: not a number",
+//  "cartmq-broker: cartmq.cfg:3: heartbeat: unknown key".
 
 #ifndef CARTMQ_OPTIONS_H
 #define CARTMQ_OPTIONS_H
@@ -26,6 +27,11 @@ typedef enum {
                          //  each use appends. Values from the command line
                          //  replace values from the file, not add to them.
 } cmq_opt_type_t;
+//  In a config file, a FLAG key takes 1/0/true/false/yes/no and a
+//  STRING_LIST key may hold several values split by commas or blanks
+//  (bind = "tcp://a:1, tcp://b:2") as well as being repeated. Each source
+//  (file, then command line) replaces a list's earlier contents, defaults
+//  included; a STRING target must be NULL or heap-allocated beforehand.
 
 typedef struct {
     const char *name;  //  long name without dashes: "heartbeat-ms"

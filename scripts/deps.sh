@@ -1,0 +1,23 @@
+#!/usr/bin/env bash
+#  deps.sh - installs the Debian 12 packages cartmq needs, if missing.
+#  Runs apt-get only when something is missing, so it is cheap to repeat.
+set -euo pipefail
+
+packages=(build-essential cmake pkg-config clang clang-format valgrind
+    libzmq3-dev libczmq-dev libmsgpack-dev libhiredis-dev libcmocka-dev
+    redis-server python3 python3-zmq python3-msgpack python3-redis
+    python3-pytest)
+
+missing=()
+for package in "${packages[@]}"; do
+    dpkg-query -W -f='${Status}' "$package" 2>/dev/null \
+        | grep -q "install ok installed" || missing+=("$package")
+done
+[ ${#missing[@]} -eq 0 ] && exit 0
+
+echo "deps: installing ${missing[*]}"
+sudo=""
+[ "$(id -u)" -eq 0 ] || sudo="sudo"
+export DEBIAN_FRONTEND=noninteractive
+$sudo apt-get update -q
+$sudo apt-get install -y -q --no-install-recommends "${missing[@]}"
