@@ -70,7 +70,7 @@ broker_config_defaults (broker_config_t *config)
 static size_t
 s_frame_hash (const void *key)
 {
-    zframe_t *frame = (zframe_t *)key;
+    zframe_t *frame = (zframe_t *) key;
     const byte *data = zframe_data (frame);
     size_t size = zframe_size (frame);
     size_t hash = 14695981039346656037ULL;
@@ -82,8 +82,8 @@ s_frame_hash (const void *key)
 static int
 s_frame_compare (const void *a, const void *b)
 {
-    zframe_t *left = (zframe_t *)a;
-    zframe_t *right = (zframe_t *)b;
+    zframe_t *left = (zframe_t *) a;
+    zframe_t *right = (zframe_t *) b;
     size_t size = zframe_size (left);
     if (size != zframe_size (right))
         return size < zframe_size (right) ? -1 : 1;
@@ -93,13 +93,13 @@ s_frame_compare (const void *a, const void *b)
 static void *
 s_frame_duplicate (const void *key)
 {
-    return zframe_dup ((zframe_t *)key);
+    return zframe_dup ((zframe_t *) key);
 }
 
 static void
 s_frame_destroy (void **key_p)
 {
-    zframe_destroy ((zframe_t **)key_p);
+    zframe_destroy ((zframe_t **) key_p);
 }
 
 broker_core_t *
@@ -107,11 +107,11 @@ broker_core_new (const broker_config_t *config, int64_t now_us)
 {
     assert (config);
     assert (config->heartbeat_ms > 0 && config->liveness > 0);
-    broker_core_t *self = (broker_core_t *)zmalloc (sizeof (*self));
+    broker_core_t *self = (broker_core_t *) zmalloc (sizeof (*self));
     self->config = *config;
-    self->heartbeat_us = (int64_t)config->heartbeat_ms * 1000;
+    self->heartbeat_us = (int64_t) config->heartbeat_ms * 1000;
     self->expiry_us = self->heartbeat_us * config->liveness;
-    self->queue_timeout_us = (int64_t)config->queue_timeout_ms * 1000;
+    self->queue_timeout_us = (int64_t) config->queue_timeout_ms * 1000;
     self->started_us = now_us;
     self->workers = zhashx_new ();
     zhashx_set_key_hasher (self->workers, s_frame_hash);
@@ -134,7 +134,7 @@ s_worker_head (worker_t *worker, cmq_mdpw_command_t command)
     zmsg_append (msg, &(zframe_t *){ zframe_dup (worker->identity) });
     zmsg_addmem (msg, NULL, 0);
     zmsg_addstr (msg, CMQ_MDPW_HEADER);
-    byte code = (byte)command;
+    byte code = (byte) command;
     zmsg_addmem (msg, &code, 1);
     return msg;
 }
@@ -180,12 +180,12 @@ s_send_to_client (zframe_t *client, const char *service, zmsg_t **body_p,
 static service_t *
 s_service_require (broker_core_t *self, const char *name)
 {
-    service_t *service = (service_t *)zhashx_lookup (self->services, name);
+    service_t *service = (service_t *) zhashx_lookup (self->services, name);
     if (service)
         return service;
-    if (zhashx_size (self->services) >= (size_t)self->config.max_services)
+    if (zhashx_size (self->services) >= (size_t) self->config.max_services)
         return NULL;
-    service = (service_t *)zmalloc (sizeof (*service));
+    service = (service_t *) zmalloc (sizeof (*service));
     service->name = strdup (name);
     service->queue = zlistx_new ();
     service->ready = zlistx_new ();
@@ -214,7 +214,7 @@ s_drop_request (broker_request_t **request_p, const char *reason,
                 uint64_t *counter)
 {
     broker_request_t *request = *request_p;
-    service_t *service = (service_t *)request->service;
+    service_t *service = (service_t *) request->service;
     cmq_log_warning ("request dropped reason=%s service=%s body_bytes=%zu",
                      reason, service->name, zmsg_content_size (request->body));
     (*counter)++;
@@ -236,7 +236,7 @@ s_worker_take (broker_core_t *self, worker_t *worker, broker_request_t *request,
     s_worker_sent (self, worker, now_us);
 
     service_t *service = worker->service;
-    if (zlistx_size (worker->inflight) < (size_t)worker->credit)
+    if (zlistx_size (worker->inflight) < (size_t) worker->credit)
         zlistx_move_end (service->ready, worker->ready_handle);
     else {
         zlistx_delete (service->ready, worker->ready_handle);
@@ -251,9 +251,9 @@ s_service_dispatch (broker_core_t *self, service_t *service, int64_t now_us,
 {
     while (zlistx_size (service->queue) && zlistx_size (service->ready)) {
         broker_request_t *request =
-          (broker_request_t *)zlistx_detach (service->queue, NULL);
+          (broker_request_t *) zlistx_detach (service->queue, NULL);
         request->handle = NULL;
-        worker_t *worker = (worker_t *)zlistx_first (service->ready);
+        worker_t *worker = (worker_t *) zlistx_first (service->ready);
         s_worker_take (self, worker, request, now_us, outbox);
     }
 }
@@ -265,7 +265,7 @@ static worker_t *
 s_worker_new (broker_core_t *self, zframe_t *identity, service_t *service,
               int credit, int64_t now_us)
 {
-    worker_t *worker = (worker_t *)zmalloc (sizeof (*worker));
+    worker_t *worker = (worker_t *) zmalloc (sizeof (*worker));
     worker->identity = zframe_dup (identity);
     worker->id_hex = zframe_strhex (identity);
     worker->service = service;
@@ -292,7 +292,7 @@ s_worker_delete (broker_core_t *self, worker_t *worker, const char *reason,
                   worker->id_hex, service->name, reason,
                   zlistx_size (worker->inflight));
     broker_request_t *request;
-    while ((request = (broker_request_t *)zlistx_last (worker->inflight))) {
+    while ((request = (broker_request_t *) zlistx_last (worker->inflight))) {
         zlistx_detach (worker->inflight, request->handle);
         request->handle = NULL;
         if (request->redispatches >= self->config.max_redispatch) {
@@ -378,11 +378,11 @@ static broker_request_t *
 s_inflight_find (worker_t *worker, zframe_t *client)
 {
     broker_request_t *request =
-      (broker_request_t *)zlistx_first (worker->inflight);
+      (broker_request_t *) zlistx_first (worker->inflight);
     while (request) {
         if (s_frame_compare (request->client, client) == 0)
             return request;
-        request = (broker_request_t *)zlistx_next (worker->inflight);
+        request = (broker_request_t *) zlistx_next (worker->inflight);
     }
     return NULL;
 }
@@ -429,7 +429,7 @@ s_on_worker_message (broker_core_t *self, zframe_t *identity, zmsg_t **msg_p,
                      const cmq_mdp_message_t *parsed, int64_t now_us,
                      broker_outbox_t *outbox)
 {
-    worker_t *worker = (worker_t *)zhashx_lookup (self->workers, identity);
+    worker_t *worker = (worker_t *) zhashx_lookup (self->workers, identity);
     if (!worker) {
         switch (parsed->command) {
             case CMQ_MDPW_READY:
@@ -502,9 +502,9 @@ static zlistx_t *
 s_services_sorted (broker_core_t *self)
 {
     zlistx_t *list = zlistx_new ();
-    zlistx_set_comparator (list, (zlistx_comparator_fn *)strcmp);
-    for (service_t *service = (service_t *)zhashx_first (self->services);
-         service; service = (service_t *)zhashx_next (self->services))
+    zlistx_set_comparator (list, (zlistx_comparator_fn *) strcmp);
+    for (service_t *service = (service_t *) zhashx_first (self->services);
+         service; service = (service_t *) zhashx_next (self->services))
         zlistx_add_end (list, service->name);
     zlistx_sort (list);
     return list;
@@ -526,10 +526,10 @@ s_pack_service (broker_core_t *self, msgpack_packer *packer, service_t *service,
     int64_t mean_us = 0, p99_us = 0;
     if (service->stats)
         service_stats_read (service->stats, now_us, &count, &mean_us, &p99_us);
-    (void)self;
+    (void) self;
     s_pack_uint_field (packer, "requests", service->requests);
-    s_pack_uint_field (packer, "mean_us", (uint64_t)mean_us);
-    s_pack_uint_field (packer, "p99_us", (uint64_t)p99_us);
+    s_pack_uint_field (packer, "mean_us", (uint64_t) mean_us);
+    s_pack_uint_field (packer, "p99_us", (uint64_t) p99_us);
 }
 
 static void
@@ -538,10 +538,10 @@ s_pack_services (broker_core_t *self, msgpack_packer *packer, bool with_times,
 {
     zlistx_t *names = s_services_sorted (self);
     msgpack_pack_array (packer, zlistx_size (names));
-    for (const char *name = (const char *)zlistx_first (names); name;
-         name = (const char *)zlistx_next (names))
+    for (const char *name = (const char *) zlistx_first (names); name;
+         name = (const char *) zlistx_next (names))
         s_pack_service (self, packer,
-                        (service_t *)zhashx_lookup (self->services, name),
+                        (service_t *) zhashx_lookup (self->services, name),
                         with_times, now_us);
     zlistx_destroy (&names);
 }
@@ -552,7 +552,7 @@ s_pack_stats (broker_core_t *self, msgpack_packer *packer, int64_t now_us)
     const broker_counters_t *counters = &self->counters;
     msgpack_pack_map (packer, 8);
     s_pack_uint_field (packer, "uptime_s",
-                       (uint64_t)((now_us - self->started_us) / 1000000));
+                       (uint64_t) ((now_us - self->started_us) / 1000000));
     s_pack_uint_field (packer, "requests", counters->requests);
     s_pack_uint_field (packer, "replies", counters->replies);
     s_pack_uint_field (packer, "redispatched", counters->redispatched);
@@ -579,9 +579,10 @@ s_mmi_answer (broker_core_t *self, const char *service, zmsg_t *request,
         size_t size = zframe_size (frame);
         if (size <= CMQ_MAX_SERVICE_NAME_BYTES)
             s_frame_to_name (frame, name);
-        service_t *known = size <= CMQ_MAX_SERVICE_NAME_BYTES
-                             ? (service_t *)zhashx_lookup (self->services, name)
-                             : NULL;
+        service_t *known =
+          size <= CMQ_MAX_SERVICE_NAME_BYTES
+            ? (service_t *) zhashx_lookup (self->services, name)
+            : NULL;
         return s_body_of_bytes (known && known->workers ? "200" : "404", 3);
     }
     bool is_services = streq (service, "mmi.services");
@@ -632,7 +633,7 @@ s_on_client_request (broker_core_t *self, zmsg_t **msg_p,
         return;
     }
     bool can_wait =
-      zlistx_size (service->queue) < (size_t)self->config.max_queued;
+      zlistx_size (service->queue) < (size_t) self->config.max_queued;
     if (!can_wait && zlistx_size (service->ready) == 0) {
         cmq_log_warning ("request dropped reason=queue_full service=%s", name);
         self->counters.dropped_queue_full++;
@@ -666,7 +667,7 @@ broker_core_on_message (broker_core_t *self, zmsg_t **msg_p, int64_t now_us,
     zmsg_prepend (msg, &identity);
     identity = zmsg_first (msg);
     if (status != CMQ_MDP_OK) {
-        worker_t *worker = (worker_t *)zhashx_lookup (self->workers, identity);
+        worker_t *worker = (worker_t *) zhashx_lookup (self->workers, identity);
         s_refuse (self, identity, worker, cmq_mdp_status_str (status), now_us,
                   outbox);
     } else if (parsed.kind == CMQ_MDP_FROM_CLIENT)
@@ -683,7 +684,7 @@ static void
 s_expire_workers (broker_core_t *self, int64_t now_us, broker_outbox_t *outbox)
 {
     worker_t *worker;
-    while ((worker = (worker_t *)zlistx_first (self->by_contact)) &&
+    while ((worker = (worker_t *) zlistx_first (self->by_contact)) &&
            now_us - worker->heard_us >= self->expiry_us)
         s_worker_delete (self, worker, "expired", now_us, outbox);
 }
@@ -692,7 +693,7 @@ static void
 s_send_heartbeats (broker_core_t *self, int64_t now_us, broker_outbox_t *outbox)
 {
     worker_t *worker;
-    while ((worker = (worker_t *)zlistx_first (self->by_sent)) &&
+    while ((worker = (worker_t *) zlistx_first (self->by_sent)) &&
            now_us - worker->sent_us >= self->heartbeat_us) {
         zmsg_t *msg = s_worker_head (worker, CMQ_MDPW_HEARTBEAT);
         broker_outbox_add (outbox, &msg);
@@ -706,10 +707,10 @@ static void
 s_expire_requests (broker_core_t *self, int64_t now_us)
 {
     zlistx_t *idle = NULL;
-    for (service_t *service = (service_t *)zhashx_first (self->services);
-         service; service = (service_t *)zhashx_next (self->services)) {
+    for (service_t *service = (service_t *) zhashx_first (self->services);
+         service; service = (service_t *) zhashx_next (self->services)) {
         broker_request_t *request;
-        while ((request = (broker_request_t *)zlistx_first (service->queue)) &&
+        while ((request = (broker_request_t *) zlistx_first (service->queue)) &&
                now_us - request->arrived_us >= self->queue_timeout_us) {
             zlistx_detach (service->queue, request->handle);
             s_drop_request (&request, "expired",
@@ -723,8 +724,8 @@ s_expire_requests (broker_core_t *self, int64_t now_us)
     }
     //  Not while iterating the hash.
     if (idle) {
-        for (service_t *service = (service_t *)zlistx_first (idle); service;
-             service = (service_t *)zlistx_next (idle))
+        for (service_t *service = (service_t *) zlistx_first (idle); service;
+             service = (service_t *) zlistx_next (idle))
             s_service_release_if_unused (self, service);
         zlistx_destroy (&idle);
     }
@@ -744,8 +745,8 @@ void
 broker_core_disconnect_all (broker_core_t *self, broker_outbox_t *outbox)
 {
     assert (self && outbox);
-    for (worker_t *worker = (worker_t *)zlistx_first (self->by_contact); worker;
-         worker = (worker_t *)zlistx_next (self->by_contact))
+    for (worker_t *worker = (worker_t *) zlistx_first (self->by_contact);
+         worker; worker = (worker_t *) zlistx_next (self->by_contact))
         s_send_disconnect (worker->identity, outbox);
 }
 
@@ -767,7 +768,7 @@ size_t
 broker_core_queued (broker_core_t *self, const char *name)
 {
     assert (self && name);
-    service_t *service = (service_t *)zhashx_lookup (self->services, name);
+    service_t *service = (service_t *) zhashx_lookup (self->services, name);
     return service ? zlistx_size (service->queue) : 0;
 }
 
@@ -789,14 +790,14 @@ broker_core_destroy (broker_core_t **self_p)
     broker_outbox_t *discard = broker_outbox_new ();
     self->config.max_redispatch = 0;
     worker_t *worker;
-    while ((worker = (worker_t *)zlistx_first (self->by_contact)))
+    while ((worker = (worker_t *) zlistx_first (self->by_contact)))
         s_worker_delete (self, worker, "shutdown", 0, discard);
     broker_outbox_destroy (&discard);
     service_t *service;
-    while ((service = (service_t *)zhashx_first (self->services))) {
+    while ((service = (service_t *) zhashx_first (self->services))) {
         broker_request_t *request;
         while (
-          (request = (broker_request_t *)zlistx_detach (service->queue, NULL)))
+          (request = (broker_request_t *) zlistx_detach (service->queue, NULL)))
             broker_request_unref (&request);
         s_service_release_if_unused (self, service);
     }

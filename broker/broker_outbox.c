@@ -16,9 +16,9 @@ struct _broker_outbox_t {
 broker_outbox_t *
 broker_outbox_new (void)
 {
-    broker_outbox_t *self = (broker_outbox_t *)zmalloc (sizeof (*self));
+    broker_outbox_t *self = (broker_outbox_t *) zmalloc (sizeof (*self));
     self->capacity = 64;
-    self->entries = (s_entry_t *)zmalloc (self->capacity * sizeof (s_entry_t));
+    self->entries = (s_entry_t *) zmalloc (self->capacity * sizeof (s_entry_t));
     return self;
 }
 
@@ -48,7 +48,7 @@ s_append (broker_outbox_t *self)
 {
     if (self->count == self->capacity) {
         self->capacity *= 2;
-        self->entries = (s_entry_t *)realloc (
+        self->entries = (s_entry_t *) realloc (
           self->entries, self->capacity * sizeof (s_entry_t));
         assert (self->entries);
     }

@@ -8,7 +8,7 @@ broker_request_new (zframe_t **client_p, zmsg_t **body_p, void *service,
 {
     assert (client_p && *client_p);
     assert (body_p && *body_p);
-    broker_request_t *self = (broker_request_t *)zmalloc (sizeof (*self));
+    broker_request_t *self = (broker_request_t *) zmalloc (sizeof (*self));
     self->client = *client_p;
     *client_p = NULL;
     self->body = *body_p;

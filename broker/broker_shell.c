@@ -28,7 +28,7 @@ static volatile sig_atomic_t s_reload_requested = 0;
 static void
 s_on_sighup (int signum)
 {
-    (void)signum;
+    (void) signum;
     s_reload_requested = 1;
 }
 
@@ -37,7 +37,7 @@ s_now_us (void)
 {
     struct timespec now;
     clock_gettime (CLOCK_MONOTONIC, &now);
-    return (int64_t)now.tv_sec * 1000000 + now.tv_nsec / 1000;
+    return (int64_t) now.tv_sec * 1000000 + now.tv_nsec / 1000;
 }
 
 //  True for tcp:// endpoints whose host is not a loopback address.
@@ -91,8 +91,8 @@ s_flush (broker_shell_t *self)
 static int
 s_on_router (zloop_t *loop, zsock_t *router, void *arg)
 {
-    (void)loop;
-    broker_shell_t *self = (broker_shell_t *)arg;
+    (void) loop;
+    broker_shell_t *self = (broker_shell_t *) arg;
     for (int count = 0; count < S_BATCH; count++) {
         if (count && !(zsock_events (router) & ZMQ_POLLIN))
             break;
@@ -108,9 +108,9 @@ s_on_router (zloop_t *loop, zsock_t *router, void *arg)
 static int
 s_on_tick (zloop_t *loop, int timer_id, void *arg)
 {
-    (void)loop;
-    (void)timer_id;
-    broker_shell_t *self = (broker_shell_t *)arg;
+    (void) loop;
+    (void) timer_id;
+    broker_shell_t *self = (broker_shell_t *) arg;
     if (s_reload_requested) {
         s_reload_requested = 0;
         if (self->auth) {
@@ -129,7 +129,7 @@ broker_shell_t *
 broker_shell_new (const broker_shell_config_t *config)
 {
     assert (config && config->endpoints);
-    broker_shell_t *self = (broker_shell_t *)zmalloc (sizeof (*self));
+    broker_shell_t *self = (broker_shell_t *) zmalloc (sizeof (*self));
     self->router = zsock_new (ZMQ_ROUTER);
     zsock_set_maxmsgsize (self->router, CMQ_MAX_FRAME_BYTES);
     zsock_set_linger (self->router, 100);
@@ -140,8 +140,8 @@ broker_shell_new (const broker_shell_config_t *config)
         broker_shell_destroy (&self);
         return NULL;
     }
-    for (const char *endpoint = (const char *)zlist_first (config->endpoints);
-         endpoint; endpoint = (const char *)zlist_next (config->endpoints)) {
+    for (const char *endpoint = (const char *) zlist_first (config->endpoints);
+         endpoint; endpoint = (const char *) zlist_next (config->endpoints)) {
         if (zsock_bind (self->router, "%s", endpoint) < 0) {
             cmq_log_error ("cannot bind %s: %s", endpoint,
                            zmq_strerror (zmq_errno ()));
@@ -165,7 +165,7 @@ broker_shell_new (const broker_shell_config_t *config)
         tick_ms = 100;
     if (tick_ms < 10)
         tick_ms = 10;
-    zloop_timer (self->loop, (size_t)tick_ms, 0, s_on_tick, self);
+    zloop_timer (self->loop, (size_t) tick_ms, 0, s_on_tick, self);
 
     struct sigaction action;
     memset (&action, 0, sizeof (action));

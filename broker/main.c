@@ -57,11 +57,11 @@ main (int argc, char **argv)
 
     broker_shell_config_t config;
     broker_config_defaults (&config.core);
-    config.core.heartbeat_ms = (int)heartbeat_ms;
-    config.core.liveness = (int)liveness;
-    config.core.queue_timeout_ms = (int)queue_timeout_ms;
-    config.core.max_queued = (int)max_queued;
-    config.core.max_services = (int)max_services;
+    config.core.heartbeat_ms = (int) heartbeat_ms;
+    config.core.liveness = (int) liveness;
+    config.core.queue_timeout_ms = (int) queue_timeout_ms;
+    config.core.max_queued = (int) max_queued;
+    config.core.max_services = (int) max_services;
     zlist_t *defaults = zlist_new ();
     zlist_append (defaults, "tcp://127.0.0.1:5555");
     config.endpoints = binds && zlist_size (binds) ? binds : defaults;

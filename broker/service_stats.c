@@ -24,7 +24,7 @@ struct _service_stats_t {
 service_stats_t *
 service_stats_new (void)
 {
-    service_stats_t *self = (service_stats_t *)zmalloc (sizeof (*self));
+    service_stats_t *self = (service_stats_t *) zmalloc (sizeof (*self));
     for (int index = 0; index < S_SLOTS; index++)
         self->slots[index].epoch = -1;
     return self;
@@ -44,9 +44,9 @@ static int
 s_bucket_of (int64_t value)
 {
     if (value < S_STEPS)
-        return value < 0 ? 0 : (int)value;
-    int power = 63 - __builtin_clzll ((unsigned long long)value);
-    int step = (int)((value >> (power - 3)) & (S_STEPS - 1));
+        return value < 0 ? 0 : (int) value;
+    int power = 63 - __builtin_clzll ((unsigned long long) value);
+    int step = (int) ((value >> (power - 3)) & (S_STEPS - 1));
     int bucket = (power - 2) * S_STEPS + step;
     return bucket < S_BUCKETS ? bucket : S_BUCKETS - 1;
 }
@@ -60,7 +60,7 @@ s_bucket_top (int bucket)
     int power = bucket / S_STEPS + 2;
     int step = bucket % S_STEPS;
     int64_t base = 1LL << power;
-    return base + ((int64_t)(step + 1) << (power - 3)) - 1;
+    return base + ((int64_t) (step + 1) << (power - 3)) - 1;
 }
 
 void
@@ -96,7 +96,7 @@ service_stats_read (service_stats_t *self, int64_t now_us, uint64_t *count_p,
         }
     }
     *count_p = count;
-    *mean_us_p = count ? (sum_us + (int64_t)count / 2) / (int64_t)count : 0;
+    *mean_us_p = count ? (sum_us + (int64_t) count / 2) / (int64_t) count : 0;
     *p99_us_p = 0;
     if (count == 0)
         return;

@@ -1,2 +1,153 @@
-//  cart_client.c - stub, being written
-#include "cartmq/log.h"
+//  cart_client.c - typed calls to the cart service over cmq_client_t
+//
+//  Each call fills a cmq_cart_request_t, encodes it, sends it with
+//  cmq_client_call_bytes and decodes the reply strictly. The request struct
+//  holds strings of up to CMQ_CART_MAX_NAME_BYTES, so ids between their
+//  own limit and that size still go out and the service judges them, as
+//  it would any client's. A string too long even for the struct cannot be
+//  sent: the call answers the same 400 the service would give, locally.
+
+#include "cartmq/cart_client.h"
+
+#include <assert.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+//  Copies value into str; if it cannot hold it, writes into reply the 400
+//  the service would send (naming the field and its contract limit).
+static int
+s_set (cmq_cart_str_t *str, const char *value, const char *label,
+       size_t limit_bytes, cmq_cart_reply_t *reply)
+{
+    if (cmq_cart_str_set (str, value, CMQ_CART_MAX_NAME_BYTES) == 0)
+        return 0;
+    reply->status = CMQ_CART_BAD_REQUEST;
+    snprintf (reply->error, sizeof (reply->error), "%s: longer than %zu bytes",
+              label, limit_bytes);
+    return -1;
+}
+
+//  Starts a request and a clean reply; returns -1 with the local 400 in
+//  reply if user_id or request_id cannot be carried.
+static int
+s_prepare (cmq_cart_request_t *request, cmq_cart_method_t method,
+           const char *user_id, const char *request_id, cmq_cart_reply_t *reply)
+{
+    assert (user_id);
+    assert (reply);
+    memset (request, 0, sizeof (*request));
+    memset (reply, 0, sizeof (*reply));
+    request->method = method;
+    reply->method = method;
+    if (s_set (&request->user_id, user_id, "user_id", CMQ_CART_MAX_ID_BYTES,
+               reply))
+        return -1;
+    if (request_id) {
+        if (s_set (&request->request_id, request_id, "request_id",
+                   CMQ_CART_MAX_REQUEST_ID_BYTES, reply))
+            return -1;
+        request->has_request_id = true;
+    }
+    return 0;
+}
+
+int
+cmq_cart_call (cmq_client_t *client, const cmq_cart_request_t *request,
+               cmq_cart_reply_t *reply)
+{
+    assert (client);
+    assert (request);
+    assert (reply);
+    memset (reply, 0, sizeof (*reply));
+    reply->method = request->method;
+
+    size_t body_size = 0;
+    void *body = cmq_cart_request_encode (request, &body_size);
+    if (!body) {
+        snprintf (reply->error, sizeof (reply->error),
+                  "out of memory encoding the request");
+        return -1;
+    }
+    void *answer = NULL;
+    size_t answer_size = 0;
+    int rc = cmq_client_call_bytes (client, CMQ_CART_SERVICE, body, body_size,
+                                    &answer, &answer_size);
+    free (body);
+    if (rc != 0) {
+        const char *why = cmq_client_error ();
+        snprintf (reply->error, sizeof (reply->error), "no reply: %s",
+                  why ? why : "unknown error");
+        return -1;
+    }
+    //  On failure the decoder leaves its reason in reply->error.
+    rc = cmq_cart_reply_decode (answer, answer_size, request->method, reply);
+    free (answer);
+    return rc;
+}
+
+int
+cmq_cart_get (cmq_client_t *client, const char *user_id,
+              cmq_cart_reply_t *reply)
+{
+    assert (client);
+    cmq_cart_request_t request;
+    if (s_prepare (&request, CMQ_CART_GET, user_id, NULL, reply))
+        return 0;
+    return cmq_cart_call (client, &request, reply);
+}
+
+int
+cmq_cart_add (cmq_client_t *client, const char *user_id,
+              const cmq_cart_item_t *item, const char *request_id,
+              cmq_cart_reply_t *reply)
+{
+    assert (client);
+    assert (item);
+    cmq_cart_request_t request;
+    if (s_prepare (&request, CMQ_CART_ADD, user_id, request_id, reply))
+        return 0;
+    request.item = *item;
+    return cmq_cart_call (client, &request, reply);
+}
+
+int
+cmq_cart_remove (cmq_client_t *client, const char *user_id, const char *item_id,
+                 const char *request_id, cmq_cart_reply_t *reply)
+{
+    assert (client);
+    assert (item_id);
+    cmq_cart_request_t request;
+    if (s_prepare (&request, CMQ_CART_REMOVE, user_id, request_id, reply) ||
+        s_set (&request.item.id, item_id, "item_id", CMQ_CART_MAX_ID_BYTES,
+               reply))
+        return 0;
+    return cmq_cart_call (client, &request, reply);
+}
+
+int
+cmq_cart_update (cmq_client_t *client, const char *user_id, const char *item_id,
+                 int64_t quantity, const char *request_id,
+                 cmq_cart_reply_t *reply)
+{
+    assert (client);
+    assert (item_id);
+    cmq_cart_request_t request;
+    if (s_prepare (&request, CMQ_CART_UPDATE, user_id, request_id, reply) ||
+        s_set (&request.item.id, item_id, "item_id", CMQ_CART_MAX_ID_BYTES,
+               reply))
+        return 0;
+    request.item.quantity = quantity;
+    return cmq_cart_call (client, &request, reply);
+}
+
+int
+cmq_cart_clear (cmq_client_t *client, const char *user_id,
+                const char *request_id, cmq_cart_reply_t *reply)
+{
+    assert (client);
+    cmq_cart_request_t request;
+    if (s_prepare (&request, CMQ_CART_CLEAR, user_id, request_id, reply))
+        return 0;
+    return cmq_cart_call (client, &request, reply);
+}

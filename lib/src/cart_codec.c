@@ -1,2 +1,920 @@
-//  cart_codec.c - stub, being written
-#include "cartmq/log.h"
+//  cart_codec.c - the cart service's msgpack requests and replies (§4)
+//
+//  Decoding takes two passes. msgpack-c trusts what it reads: it allocates
+//  a whole array as soon as it sees the declared length, and nests as deep
+//  as the input says. So s_scan first walks every object in the raw bytes,
+//  iteratively and without building anything, and refuses truncation (a
+//  container declaring more elements than bytes remain fails at its
+//  header), nesting past S_MAX_DEPTH and trailing bytes. A body that passes
+//  holds at most one object per byte, so what msgpack_unpack_next then
+//  allocates in its zone is bounded by the body, itself at most 1 MiB.
+//  Fields are then checked one by one, strictly: msgpack str only for
+//  strings, msgpack integers only for numbers, every range checked on the
+//  raw uint64 / int64 so nothing wraps.
+
+#include "cartmq/cart_codec.h"
+
+#include <assert.h>
+#include <inttypes.h>
+#include <msgpack.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#define S_MAX_BODY_BYTES (1024 * 1024)  //  as the broker's ZMQ_MAXMSGSIZE
+#define S_MAX_DEPTH      16             //  we need 3; msgpack-c allows 32
+#define S_MAX_QUOTED     48             //  peer bytes echoed in an error
+
+static const char *s_method_names[] = { NULL,
+                                        "GetCartItems",
+                                        "AddItemToCart",
+                                        "RemoveItemFromCart",
+                                        "UpdateItemQuantity",
+                                        "ClearCart" };
+#define S_METHOD_COUNT (sizeof (s_method_names) / sizeof (s_method_names[0]))
+
+//  Where a failure's one-line reason goes (text may be NULL).
+typedef struct {
+    char *text;
+    size_t size;
+} s_error_t;
+
+static int s_fail (s_error_t *error, const char *format, ...)
+  __attribute__ ((format (printf, 2, 3)));
+
+//  Writes the reason and returns -1, so callers can `return s_fail (...)`.
+static int
+s_fail (s_error_t *error, const char *format, ...)
+{
+    if (error->text && error->size > 0) {
+        va_list args;
+        va_start (args, format);
+        vsnprintf (error->text, error->size, format, args);
+        va_end (args);
+    }
+    return -1;
+}
+
+//  Copies peer bytes into an error message as printable ASCII, cut short,
+//  so a reason stays one readable line whatever the peer sent.
+static void
+s_quote (char *dest, size_t dest_size, const char *data, size_t size)
+{
+    assert (dest_size > 3);
+    size_t limit = dest_size - 4 < S_MAX_QUOTED ? dest_size - 4 : S_MAX_QUOTED;
+    size_t length = size > limit ? limit : size;
+    for (size_t index = 0; index < length; index++) {
+        unsigned char byte = (unsigned char) data[index];
+        dest[index] = byte >= 0x20 && byte < 0x7f ? (char) byte : '?';
+    }
+    if (length < size) {
+        memcpy (dest + length, "...", 3);
+        length += 3;
+    }
+    dest[length] = '\0';
+}
+
+const char *
+cmq_cart_method_name (cmq_cart_method_t method)
+{
+    if ((size_t) method < S_METHOD_COUNT)
+        return s_method_names[method];
+    return NULL;
+}
+
+bool
+cmq_cart_method_is_mutation (cmq_cart_method_t method)
+{
+    return method >= CMQ_CART_ADD && method <= CMQ_CART_CLEAR;
+}
+
+int
+cmq_cart_str_set (cmq_cart_str_t *str, const char *value, size_t max_bytes)
+{
+    assert (str);
+    str->size = 0;
+    str->data[0] = '\0';
+    if (max_bytes > CMQ_CART_MAX_NAME_BYTES)
+        max_bytes = CMQ_CART_MAX_NAME_BYTES;  //  all the buffer holds
+    if (!value)
+        return -1;
+    size_t length = strnlen (value, max_bytes + 1);
+    if (length > max_bytes)
+        return -1;
+    memcpy (str->data, value, length);
+    str->data[length] = '\0';
+    str->size = length;
+    return 0;
+}
+
+//  --------------------------------------------------------------------------
+//  Pass one: the byte scan
+
+static uint64_t
+s_big_endian (const uint8_t *data, size_t width)
+{
+    uint64_t value = 0;
+    for (size_t index = 0; index < width; index++)
+        value = (value << 8) | data[index];
+    return value;
+}
+
+//  Steps over one object's header and payload at *pos_p. Containers are
+//  not entered: their element count (map pairs count twice) goes to
+//  *children_p for the caller to walk.
+static int
+s_scan_one (const uint8_t *data, size_t size, size_t *pos_p,
+            uint64_t *children_p, s_error_t *error)
+{
+    size_t pos = *pos_p;
+    uint8_t byte = data[pos++];
+    size_t width = 0;       //  bytes of length field after the type byte
+    uint64_t payload = 0;   //  bytes after that (added to the length)
+    int elements_each = 0;  //  1 array, 2 map: the length counts elements
+    *children_p = 0;
+
+    if (byte <= 0x7f || byte >= 0xe0 || byte == 0xc0 || byte == 0xc2 ||
+        byte == 0xc3)
+        ;  //  fixint, nil, bool
+    else if (byte <= 0x8f)
+        *children_p = 2 * (uint64_t) (byte & 0x0f);
+    else if (byte <= 0x9f)
+        *children_p = byte & 0x0f;
+    else if (byte <= 0xbf)
+        payload = byte & 0x1f;  //  fixstr
+    else
+        switch (byte) {
+            case 0xc4:
+            case 0xd9:
+                width = 1;
+                break;  //  bin8, str8
+            case 0xc5:
+            case 0xda:
+                width = 2;
+                break;
+            case 0xc6:
+            case 0xdb:
+                width = 4;
+                break;
+            case 0xc7:
+                width = 1;
+                payload = 1;
+                break;  //  ext: + type
+            case 0xc8:
+                width = 2;
+                payload = 1;
+                break;
+            case 0xc9:
+                width = 4;
+                payload = 1;
+                break;
+            case 0xca:
+                payload = 4;
+                break;  //  float32
+            case 0xcb:
+                payload = 8;
+                break;
+            case 0xcc:
+            case 0xd0:
+                payload = 1;
+                break;  //  (u)int8
+            case 0xcd:
+            case 0xd1:
+                payload = 2;
+                break;
+            case 0xce:
+            case 0xd2:
+                payload = 4;
+                break;
+            case 0xcf:
+            case 0xd3:
+                payload = 8;
+                break;
+            case 0xd4:
+                payload = 2;
+                break;  //  fixext 1
+            case 0xd5:
+                payload = 3;
+                break;
+            case 0xd6:
+                payload = 5;
+                break;
+            case 0xd7:
+                payload = 9;
+                break;
+            case 0xd8:
+                payload = 17;
+                break;
+            case 0xdc:
+                width = 2;
+                elements_each = 1;
+                break;
+            case 0xdd:
+                width = 4;
+                elements_each = 1;
+                break;
+            case 0xde:
+                width = 2;
+                elements_each = 2;
+                break;
+            case 0xdf:
+                width = 4;
+                elements_each = 2;
+                break;
+            default:
+                return s_fail (error, "not msgpack: byte 0x%02x at %zu", byte,
+                               pos - 1);
+        }
+    if (size - pos < width)
+        return s_fail (error, "truncated msgpack at byte %zu", pos);
+    uint64_t length = s_big_endian (data + pos, width);
+    pos += width;
+    if (elements_each)
+        *children_p = length * (uint64_t) elements_each;
+    else
+        payload += length;
+    if (payload > size - pos)
+        return s_fail (error,
+                       "truncated msgpack: %" PRIu64
+                       " bytes declared at byte %zu, %zu left",
+                       payload, pos, size - pos);
+    //  Every element takes a byte at least, so more is a lie or a cut:
+    //  say so at the header rather than after walking what is there.
+    if (*children_p > size - pos)
+        return s_fail (error,
+                       "truncated msgpack: %" PRIu64
+                       " elements declared at byte %zu, %zu bytes left",
+                       *children_p, pos, size - pos);
+    *pos_p = pos + (size_t) payload;
+    return 0;
+}
+
+//  Checks that the bytes hold exactly one well-formed object, nested at
+//  most S_MAX_DEPTH deep. Iterative, so hostile nesting costs no stack.
+static int
+s_scan (const uint8_t *data, size_t size, s_error_t *error)
+{
+    uint64_t left[S_MAX_DEPTH + 1];  //  objects still to read per level
+    int depth = 0;
+    left[0] = 1;
+    size_t pos = 0;
+    while (depth >= 0) {
+        if (left[depth] == 0) {
+            depth--;
+            continue;
+        }
+        left[depth]--;
+        if (pos == size)
+            return s_fail (error, "truncated msgpack at byte %zu", pos);
+        uint64_t children;
+        if (s_scan_one (data, size, &pos, &children, error))
+            return -1;
+        if (children > 0) {
+            if (depth == S_MAX_DEPTH)
+                return s_fail (error, "msgpack nested deeper than %d levels",
+                               S_MAX_DEPTH);
+            left[++depth] = children;
+        }
+    }
+    if (pos != size)
+        return s_fail (error, "%zu trailing bytes after the msgpack object",
+                       size - pos);
+    return 0;
+}
+
+//  --------------------------------------------------------------------------
+//  Pass two: objects and fields
+
+static const char *
+s_type_name (msgpack_object_type type)
+{
+    switch (type) {
+        case MSGPACK_OBJECT_NIL:
+            return "nil";
+        case MSGPACK_OBJECT_BOOLEAN:
+            return "bool";
+        case MSGPACK_OBJECT_POSITIVE_INTEGER:
+        case MSGPACK_OBJECT_NEGATIVE_INTEGER:
+            return "integer";
+        case MSGPACK_OBJECT_FLOAT32:
+        case MSGPACK_OBJECT_FLOAT64:
+            return "float";
+        case MSGPACK_OBJECT_STR:
+            return "string";
+        case MSGPACK_OBJECT_ARRAY:
+            return "array";
+        case MSGPACK_OBJECT_MAP:
+            return "map";
+        case MSGPACK_OBJECT_BIN:
+            return "bin";
+        case MSGPACK_OBJECT_EXT:
+            return "ext";
+    }
+    return "unknown type";
+}
+
+static bool
+s_str_is (const msgpack_object *object, const char *string)
+{
+    size_t length = strlen (string);
+    return object->type == MSGPACK_OBJECT_STR &&
+           object->via.str.size == length &&
+           memcmp (object->via.str.ptr, string, length) == 0;
+}
+
+//  Any total order on string keys will do: sorting is only there to put
+//  duplicates side by side in O(n log n), whatever the peer sends.
+static int
+s_compare_keys (const void *left_p, const void *right_p)
+{
+    const msgpack_object *left = *(const msgpack_object *const *) left_p;
+    const msgpack_object *right = *(const msgpack_object *const *) right_p;
+    if (left->via.str.size != right->via.str.size)
+        return left->via.str.size < right->via.str.size ? -1 : 1;
+    if (left->via.str.size == 0)
+        return 0;
+    return memcmp (left->via.str.ptr, right->via.str.ptr, left->via.str.size);
+}
+
+//  Every key a msgpack str, none twice. `where` names the map.
+static int
+s_check_keys (const msgpack_object_map *map, const char *where,
+              s_error_t *error)
+{
+    for (uint32_t index = 0; index < map->size; index++)
+        if (map->ptr[index].key.type != MSGPACK_OBJECT_STR)
+            return s_fail (error, "%s: keys must be strings, got %s", where,
+                           s_type_name (map->ptr[index].key.type));
+    if (map->size < 2)
+        return 0;
+    const msgpack_object **keys =
+      (const msgpack_object **) malloc (map->size * sizeof (*keys));
+    if (!keys)
+        return s_fail (error, "%s: out of memory checking keys", where);
+    for (uint32_t index = 0; index < map->size; index++)
+        keys[index] = &map->ptr[index].key;
+    qsort (keys, map->size, sizeof (*keys), s_compare_keys);
+    int rc = 0;
+    for (uint32_t index = 1; index < map->size && rc == 0; index++)
+        if (s_compare_keys (&keys[index - 1], &keys[index]) == 0) {
+            char quoted[S_MAX_QUOTED + 4];
+            s_quote (quoted, sizeof (quoted), keys[index]->via.str.ptr,
+                     keys[index]->via.str.size);
+            rc = s_fail (error, "%s: duplicate key: %s", where, quoted);
+        }
+    free (keys);
+    return rc;
+}
+
+static const msgpack_object *
+s_find (const msgpack_object_map *map, const char *key)
+{
+    for (uint32_t index = 0; index < map->size; index++)
+        if (s_str_is (&map->ptr[index].key, key))
+            return &map->ptr[index].val;
+    return NULL;
+}
+
+//  Size-checks the body, scans it, and unpacks the one map it must hold.
+//  The caller owns unpacked (init before, destroy after) on any return.
+static int
+s_unpack_map (const void *data, size_t size, msgpack_unpacked *unpacked,
+              s_error_t *error)
+{
+    if (!data || size == 0)
+        return s_fail (error, "empty body: not msgpack");
+    if (size > S_MAX_BODY_BYTES)
+        return s_fail (error, "body of %zu bytes is over the %d byte limit",
+                       size, S_MAX_BODY_BYTES);
+    if (s_scan ((const uint8_t *) data, size, error))
+        return -1;
+    size_t offset = 0;
+    msgpack_unpack_return rc =
+      msgpack_unpack_next (unpacked, (const char *) data, size, &offset);
+    if (rc == MSGPACK_UNPACK_NOMEM_ERROR)
+        return s_fail (error, "out of memory decoding msgpack");
+    if (rc != MSGPACK_UNPACK_SUCCESS || offset != size)
+        return s_fail (error, "not msgpack");  //  the scan should catch it
+    if (unpacked->data.type != MSGPACK_OBJECT_MAP)
+        return s_fail (error, "body is not a map but %s",
+                       s_type_name (unpacked->data.type));
+    return s_check_keys (&unpacked->data.via.map, "body", error);
+}
+
+static int
+s_wrong_type (const msgpack_object *value, const char *label,
+              const char *expected, s_error_t *error)
+{
+    return s_fail (error, "%s: must be %s, got %s", label, expected,
+                   s_type_name (value->type));
+}
+
+static int
+s_str_value (const msgpack_object *value, const char *label, size_t max_bytes,
+             cmq_cart_str_t *out, s_error_t *error)
+{
+    assert (max_bytes <= CMQ_CART_MAX_NAME_BYTES);
+    if (value->type != MSGPACK_OBJECT_STR)
+        return s_wrong_type (value, label, "a string", error);
+    size_t size = value->via.str.size;
+    if (size == 0)
+        return s_fail (error, "%s: must not be empty", label);
+    if (size > max_bytes)
+        return s_fail (error, "%s: longer than %zu bytes", label, max_bytes);
+    if (size > 0)
+        memcpy (out->data, value->via.str.ptr, size);
+    out->data[size] = '\0';
+    out->size = size;
+    return 0;
+}
+
+//  Accepts msgpack integers only, and checks the range on the raw
+//  uint64 / int64 before narrowing, so 2^64-1 never passes as -1.
+static int
+s_int_value (const msgpack_object *value, const char *label, int64_t min,
+             int64_t max, int64_t *out, s_error_t *error)
+{
+    assert (min <= max && max >= 0);
+    if (value->type == MSGPACK_OBJECT_POSITIVE_INTEGER) {
+        uint64_t number = value->via.u64;
+        if (number > (uint64_t) max || (min > 0 && number < (uint64_t) min))
+            return s_fail (error,
+                           "%s: %" PRIu64 " is outside %" PRId64 "..%" PRId64,
+                           label, number, min, max);
+        *out = (int64_t) number;
+        return 0;
+    }
+    if (value->type == MSGPACK_OBJECT_NEGATIVE_INTEGER) {
+        int64_t number = value->via.i64;
+        if (number < min)
+            return s_fail (error,
+                           "%s: %" PRId64 " is outside %" PRId64 "..%" PRId64,
+                           label, number, min, max);
+        *out = number;
+        return 0;
+    }
+    return s_wrong_type (value, label, "an integer", error);
+}
+
+static int
+s_take_str (const msgpack_object_map *map, const char *key, const char *label,
+            size_t max_bytes, cmq_cart_str_t *out, s_error_t *error)
+{
+    const msgpack_object *value = s_find (map, key);
+    if (!value)
+        return s_fail (error, "missing field: %s", label);
+    return s_str_value (value, label, max_bytes, out, error);
+}
+
+static int
+s_take_int (const msgpack_object_map *map, const char *key, const char *label,
+            int64_t min, int64_t max, int64_t *out, s_error_t *error)
+{
+    const msgpack_object *value = s_find (map, key);
+    if (!value)
+        return s_fail (error, "missing field: %s", label);
+    return s_int_value (value, label, min, max, out, error);
+}
+
+static int
+s_take_map (const msgpack_object_map *map, const char *key,
+            const msgpack_object_map **out, s_error_t *error)
+{
+    const msgpack_object *value = s_find (map, key);
+    if (!value)
+        return s_fail (error, "missing field: %s", key);
+    if (value->type != MSGPACK_OBJECT_MAP)
+        return s_wrong_type (value, key, "a map", error);
+    *out = &value->via.map;
+    return s_check_keys (*out, key, error);
+}
+
+//  --------------------------------------------------------------------------
+//  Requests
+
+static int
+s_take_method (const msgpack_object_map *map, cmq_cart_method_t *method,
+               s_error_t *error)
+{
+    const msgpack_object *value = s_find (map, "method");
+    if (!value)
+        return s_fail (error, "missing field: method");
+    if (value->type != MSGPACK_OBJECT_STR)
+        return s_wrong_type (value, "method", "a string", error);
+    if (value->via.str.size == 0)
+        return s_fail (error, "method: must not be empty");
+    for (size_t index = 1; index < S_METHOD_COUNT; index++)
+        if (s_str_is (value, s_method_names[index])) {
+            *method = (cmq_cart_method_t) index;
+            return 0;
+        }
+    char quoted[S_MAX_QUOTED + 4];
+    s_quote (quoted, sizeof (quoted), value->via.str.ptr, value->via.str.size);
+    return s_fail (error, "unknown method: %s", quoted);
+}
+
+static int
+s_take_item (const msgpack_object_map *map, cmq_cart_item_t *item,
+             s_error_t *error)
+{
+    const msgpack_object_map *fields = NULL;
+    if (s_take_map (map, "item", &fields, error) ||
+        s_take_str (fields, "id", "item.id", CMQ_CART_MAX_ID_BYTES, &item->id,
+                    error) ||
+        s_take_str (fields, "name", "item.name", CMQ_CART_MAX_NAME_BYTES,
+                    &item->name, error) ||
+        s_take_int (fields, "quantity", "item.quantity", 1,
+                    CMQ_CART_MAX_QUANTITY, &item->quantity, error) ||
+        s_take_int (fields, "price", "item.price", 0, CMQ_CART_MAX_PRICE,
+                    &item->price, error))
+        return -1;
+    return 0;
+}
+
+static int
+s_request_fields (const msgpack_object_map *map, cmq_cart_request_t *request,
+                  s_error_t *error)
+{
+    if (s_take_method (map, &request->method, error) ||
+        s_take_str (map, "user_id", "user_id", CMQ_CART_MAX_ID_BYTES,
+                    &request->user_id, error))
+        return -1;
+    cmq_cart_item_t *item = &request->item;
+    int rc = 0;
+    switch (request->method) {
+        case CMQ_CART_ADD:
+            rc = s_take_item (map, item, error);
+            break;
+        case CMQ_CART_REMOVE:
+            rc = s_take_str (map, "item_id", "item_id", CMQ_CART_MAX_ID_BYTES,
+                             &item->id, error);
+            break;
+        case CMQ_CART_UPDATE:
+            rc = s_take_str (map, "item_id", "item_id", CMQ_CART_MAX_ID_BYTES,
+                             &item->id, error) ||
+                 s_take_int (map, "quantity", "quantity", 0,
+                             CMQ_CART_MAX_QUANTITY, &item->quantity, error);
+            break;
+        case CMQ_CART_GET:
+        case CMQ_CART_CLEAR:
+            break;
+    }
+    if (rc)
+        return -1;
+    //  A read has nothing to replay, so GET ignores request_id entirely.
+    const msgpack_object *request_id = s_find (map, "request_id");
+    if (request_id && cmq_cart_method_is_mutation (request->method)) {
+        if (s_str_value (request_id, "request_id",
+                         CMQ_CART_MAX_REQUEST_ID_BYTES, &request->request_id,
+                         error))
+            return -1;
+        request->has_request_id = true;
+    }
+    return 0;
+}
+
+int
+cmq_cart_request_decode (const void *data, size_t size,
+                         cmq_cart_request_t *request, char *error,
+                         size_t error_size)
+{
+    assert (request);
+    memset (request, 0, sizeof (*request));
+    s_error_t reason = { error, error_size };
+    if (error && error_size > 0)
+        error[0] = '\0';
+
+    msgpack_unpacked unpacked;
+    msgpack_unpacked_init (&unpacked);
+    int rc = s_unpack_map (data, size, &unpacked, &reason);
+    if (rc == 0)
+        rc = s_request_fields (&unpacked.data.via.map, request, &reason);
+    msgpack_unpacked_destroy (&unpacked);
+    if (rc) {
+        memset (request, 0, sizeof (*request));
+        return CMQ_CART_BAD_REQUEST;
+    }
+    return CMQ_CART_OK;
+}
+
+//  --------------------------------------------------------------------------
+//  Encoding
+
+//  Packs a key; msgpack-c reports a failed buffer write as non-zero.
+static int
+s_pack_key (msgpack_packer *packer, const char *key)
+{
+    return msgpack_pack_str_with_body (packer, key, strlen (key));
+}
+
+static int
+s_pack_str (msgpack_packer *packer, const cmq_cart_str_t *str)
+{
+    assert (str->size <= CMQ_CART_MAX_NAME_BYTES);
+    return msgpack_pack_str_with_body (packer, str->data, str->size);
+}
+
+static int
+s_pack_item (msgpack_packer *packer, const cmq_cart_item_t *item)
+{
+    int rc = msgpack_pack_map (packer, 4);
+    rc |= s_pack_key (packer, "id");
+    rc |= s_pack_str (packer, &item->id);
+    rc |= s_pack_key (packer, "name");
+    rc |= s_pack_str (packer, &item->name);
+    rc |= s_pack_key (packer, "quantity");
+    rc |= msgpack_pack_int64 (packer, item->quantity);
+    rc |= s_pack_key (packer, "price");
+    rc |= msgpack_pack_int64 (packer, item->price);
+    return rc;
+}
+
+//  Hands the buffer to the caller, or frees it if any write failed.
+static void *
+s_finish (msgpack_sbuffer *buffer, int rc, size_t *size_p)
+{
+    if (rc != 0) {
+        msgpack_sbuffer_destroy (buffer);
+        return NULL;
+    }
+    *size_p = buffer->size;
+    return msgpack_sbuffer_release (buffer);
+}
+
+void *
+cmq_cart_request_encode (const cmq_cart_request_t *request, size_t *size_p)
+{
+    assert (request);
+    assert (size_p);
+    const char *name = cmq_cart_method_name (request->method);
+    assert (name);
+    const cmq_cart_item_t *item = &request->item;
+    uint32_t fields = 2 + (request->has_request_id ? 1 : 0);
+    if (request->method == CMQ_CART_ADD || request->method == CMQ_CART_REMOVE)
+        fields += 1;
+    else if (request->method == CMQ_CART_UPDATE)
+        fields += 2;
+
+    msgpack_sbuffer buffer;
+    msgpack_sbuffer_init (&buffer);
+    msgpack_packer packer;
+    msgpack_packer_init (&packer, &buffer, msgpack_sbuffer_write);
+    int rc = msgpack_pack_map (&packer, fields);
+    rc |= s_pack_key (&packer, "method");
+    rc |= s_pack_key (&packer, name);
+    rc |= s_pack_key (&packer, "user_id");
+    rc |= s_pack_str (&packer, &request->user_id);
+    if (request->method == CMQ_CART_ADD) {
+        rc |= s_pack_key (&packer, "item");
+        rc |= s_pack_item (&packer, item);
+    }
+    if (request->method == CMQ_CART_REMOVE ||
+        request->method == CMQ_CART_UPDATE) {
+        rc |= s_pack_key (&packer, "item_id");
+        rc |= s_pack_str (&packer, &item->id);
+    }
+    if (request->method == CMQ_CART_UPDATE) {
+        rc |= s_pack_key (&packer, "quantity");
+        rc |= msgpack_pack_int64 (&packer, item->quantity);
+    }
+    if (request->has_request_id) {
+        rc |= s_pack_key (&packer, "request_id");
+        rc |= s_pack_str (&packer, &request->request_id);
+    }
+    return s_finish (&buffer, rc, size_p);
+}
+
+//  Every status but 200 must carry readable text, even if none was given.
+static const char *
+s_default_error (int status)
+{
+    switch (status) {
+        case CMQ_CART_BAD_REQUEST:
+            return "bad request";
+        case CMQ_CART_NOT_FOUND:
+            return "item not in cart";
+        case CMQ_CART_CONFLICT:
+            return "cart would exceed 1000 items";
+        case CMQ_CART_UNAVAILABLE:
+            return "storage unavailable";
+    }
+    return "error";
+}
+
+static void *
+s_error_encode (int status, const char *text, size_t length, size_t *size_p)
+{
+    if (!text || length == 0) {
+        text = s_default_error (status);
+        length = strlen (text);
+    }
+    msgpack_sbuffer buffer;
+    msgpack_sbuffer_init (&buffer);
+    msgpack_packer packer;
+    msgpack_packer_init (&packer, &buffer, msgpack_sbuffer_write);
+    int rc = msgpack_pack_map (&packer, 2);
+    rc |= s_pack_key (&packer, "status");
+    rc |= msgpack_pack_int (&packer, status);
+    rc |= s_pack_key (&packer, "error");
+    rc |= msgpack_pack_str_with_body (&packer, text, length);
+    return s_finish (&buffer, rc, size_p);
+}
+
+void *
+cmq_cart_error_encode (int status, const char *error, size_t *size_p)
+{
+    assert (size_p);
+    return s_error_encode (status, error, error ? strlen (error) : 0, size_p);
+}
+
+void *
+cmq_cart_reply_encode (const cmq_cart_reply_t *reply, size_t *size_p)
+{
+    assert (reply);
+    assert (size_p);
+    if (reply->status != CMQ_CART_OK)
+        return s_error_encode (reply->status, reply->error,
+                               strnlen (reply->error, sizeof (reply->error)),
+                               size_p);
+    assert (reply->item_count == 0 || reply->items);
+
+    msgpack_sbuffer buffer;
+    msgpack_sbuffer_init (&buffer);
+    msgpack_packer packer;
+    msgpack_packer_init (&packer, &buffer, msgpack_sbuffer_write);
+    bool is_get = reply->method == CMQ_CART_GET;
+    bool has_item =
+      reply->method == CMQ_CART_ADD || reply->method == CMQ_CART_UPDATE;
+    bool has_message =
+      reply->method == CMQ_CART_REMOVE || reply->method == CMQ_CART_CLEAR;
+    assert (is_get || has_item || has_message);
+
+    int rc = msgpack_pack_map (&packer, has_message ? 2 : 3);
+    rc |= s_pack_key (&packer, "status");
+    rc |= msgpack_pack_int (&packer, reply->status);
+    if (is_get) {
+        rc |= s_pack_key (&packer, "items");
+        rc |= msgpack_pack_array (&packer, reply->item_count);
+        for (size_t index = 0; index < reply->item_count; index++)
+            rc |= s_pack_item (&packer, &reply->items[index]);
+        rc |= s_pack_key (&packer, "total");
+        rc |= msgpack_pack_int64 (&packer, reply->total);
+    }
+    if (has_item) {
+        rc |= s_pack_key (&packer, "item_id");
+        rc |= s_pack_str (&packer, &reply->item_id);
+        rc |= s_pack_key (&packer, "quantity");
+        rc |= msgpack_pack_int64 (&packer, reply->quantity);
+    }
+    if (has_message) {
+        const char *message = reply->message;
+        size_t length = strnlen (message, sizeof (reply->message));
+        if (length == 0) {
+            message = reply->method == CMQ_CART_REMOVE ? "Item removed"
+                                                       : "Cart cleared";
+            length = strlen (message);
+        }
+        rc |= s_pack_key (&packer, "message");
+        rc |= msgpack_pack_str_with_body (&packer, message, length);
+    }
+    return s_finish (&buffer, rc, size_p);
+}
+
+//  --------------------------------------------------------------------------
+//  Replies, as a client reads them
+
+static int
+s_reply_item (const msgpack_object *value, cmq_cart_item_t *item,
+              s_error_t *error)
+{
+    if (value->type != MSGPACK_OBJECT_MAP)
+        return s_wrong_type (value, "items[]", "a map", error);
+    const msgpack_object_map *fields = &value->via.map;
+    if (s_check_keys (fields, "items[]", error) ||
+        s_take_str (fields, "id", "items[].id", CMQ_CART_MAX_ID_BYTES,
+                    &item->id, error) ||
+        s_take_str (fields, "name", "items[].name", CMQ_CART_MAX_NAME_BYTES,
+                    &item->name, error) ||
+        s_take_int (fields, "quantity", "items[].quantity", 0, INT64_MAX,
+                    &item->quantity, error) ||
+        s_take_int (fields, "price", "items[].price", 0, INT64_MAX,
+                    &item->price, error))
+        return -1;
+    return 0;
+}
+
+static int
+s_reply_items (const msgpack_object_map *map, cmq_cart_reply_t *reply,
+               s_error_t *error)
+{
+    const msgpack_object *value = s_find (map, "items");
+    if (!value)
+        return s_fail (error, "missing field: items");
+    if (value->type != MSGPACK_OBJECT_ARRAY)
+        return s_wrong_type (value, "items", "an array", error);
+    const msgpack_object_array *array = &value->via.array;
+    //  No cart holds more, and the bound keeps the allocation small.
+    if (array->size > CMQ_CART_MAX_ITEMS)
+        return s_fail (error, "items: %" PRIu32 " is over %d", array->size,
+                       CMQ_CART_MAX_ITEMS);
+    if (array->size == 0)
+        return 0;
+    reply->items =
+      (cmq_cart_item_t *) calloc (array->size, sizeof (cmq_cart_item_t));
+    if (!reply->items)
+        return s_fail (error, "out of memory decoding items");
+    reply->item_count = array->size;
+    for (uint32_t index = 0; index < array->size; index++)
+        if (s_reply_item (&array->ptr[index], &reply->items[index], error))
+            return -1;
+    return 0;
+}
+
+static int
+s_reply_fields (const msgpack_object_map *map, cmq_cart_reply_t *reply,
+                s_error_t *error)
+{
+    cmq_cart_str_t message;
+    switch (reply->method) {
+        case CMQ_CART_GET:
+            return s_reply_items (map, reply, error) ||
+                   s_take_int (map, "total", "total", 0, INT64_MAX,
+                               &reply->total, error);
+        case CMQ_CART_ADD:
+        case CMQ_CART_UPDATE:
+            return s_take_str (map, "item_id", "item_id", CMQ_CART_MAX_ID_BYTES,
+                               &reply->item_id, error) ||
+                   s_take_int (map, "quantity", "quantity", 0, INT64_MAX,
+                               &reply->quantity, error);
+        case CMQ_CART_REMOVE:
+        case CMQ_CART_CLEAR:
+            if (s_take_str (map, "message", "message",
+                            sizeof (reply->message) - 1, &message, error))
+                return -1;
+            memcpy (reply->message, message.data, message.size + 1);
+            return 0;
+    }
+    return s_fail (error, "unknown method %d", (int) reply->method);
+}
+
+//  The service's error text, kept to one line of the buffer.
+static void
+s_copy_error (char *dest, size_t dest_size, const msgpack_object *value)
+{
+    size_t length = value->via.str.size;
+    if (length > dest_size - 1)
+        length = dest_size - 1;
+    for (size_t index = 0; index < length; index++) {
+        unsigned char byte = (unsigned char) value->via.str.ptr[index];
+        dest[index] = byte < 0x20 || byte == 0x7f ? '?' : (char) byte;
+    }
+    dest[length] = '\0';
+}
+
+int
+cmq_cart_reply_decode (const void *data, size_t size, cmq_cart_method_t method,
+                       cmq_cart_reply_t *reply)
+{
+    assert (reply);
+    //  Overwritten, not freed: the caller may pass a fresh uninitialised
+    //  struct, and must reset one it reuses.
+    memset (reply, 0, sizeof (*reply));
+    reply->method = method;
+    char reason_text[sizeof (reply->error)] = "";
+    s_error_t reason = { reason_text, sizeof (reason_text) };
+
+    msgpack_unpacked unpacked;
+    msgpack_unpacked_init (&unpacked);
+    int rc = s_unpack_map (data, size, &unpacked, &reason);
+    const msgpack_object_map *map = &unpacked.data.via.map;
+    int64_t status = 0;
+    if (rc == 0)
+        rc = s_take_int (map, "status", "status", 100, 599, &status, &reason);
+    if (rc == 0) {
+        reply->status = (int) status;
+        if (status == CMQ_CART_OK)
+            rc = s_reply_fields (map, reply, &reason);
+        else {
+            const msgpack_object *error = s_find (map, "error");
+            if (error && error->type == MSGPACK_OBJECT_STR)
+                s_copy_error (reply->error, sizeof (reply->error), error);
+        }
+    }
+    msgpack_unpacked_destroy (&unpacked);
+    if (rc) {
+        cmq_cart_reply_reset (reply);
+        reply->method = method;
+        memcpy (reply->error, reason_text, sizeof (reply->error));
+        return -1;
+    }
+    return 0;
+}
+
+void
+cmq_cart_reply_reset (cmq_cart_reply_t *reply)
+{
+    assert (reply);
+    free (reply->items);
+    memset (reply, 0, sizeof (*reply));
+}

@@ -34,14 +34,16 @@ cmq_log_enabled (cmq_log_level_t level)
     return level <= s_level;
 }
 
-//  zsys prefixes the level letter and time; we add the component so lines
-//  from a broker and its workers can share one terminal or file.
+//  zsys prefixes the level letter, the component (its log ident) and the
+//  time, so lines from a broker and its workers can share one terminal.
+static void s_log (cmq_log_level_t level, const char *format, va_list args)
+  __attribute__ ((format (printf, 2, 0)));
+
 static void
 s_log (cmq_log_level_t level, const char *format, va_list args)
 {
     char line[1024];
-    int prefix = snprintf (line, sizeof (line), "%s: ", s_component);
-    vsnprintf (line + prefix, sizeof (line) - (size_t)prefix, format, args);
+    vsnprintf (line, sizeof (line), format, args);
     switch (level) {
         case CMQ_LOG_ERROR:
             zsys_error ("%s", line);

@@ -97,7 +97,7 @@ s_parse_worker (zmsg_t *msg, size_t remaining, cmq_mdp_message_t *out)
     remaining--;
     if (zframe_size (command) != 1)
         return CMQ_MDP_UNKNOWN_COMMAND;
-    out->command = (cmq_mdpw_command_t)zframe_data (command)[0];
+    out->command = (cmq_mdpw_command_t) zframe_data (command)[0];
     switch (out->command) {
         case CMQ_MDPW_READY:
             return s_parse_ready (msg, remaining, out);
@@ -180,7 +180,7 @@ s_worker_header (cmq_mdpw_command_t command)
     zmsg_t *msg = zmsg_new ();
     zmsg_addmem (msg, NULL, 0);
     zmsg_addstr (msg, CMQ_MDPW_HEADER);
-    byte code = (byte)command;
+    byte code = (byte) command;
     zmsg_addmem (msg, &code, 1);
     return msg;
 }

@@ -13,11 +13,10 @@
 #include "cartmq/mdp.h"
 #include "fuzz_input.h"
 
-int
-LLVMFuzzerTestOneInput (const uint8_t *data, size_t size);
+int LLVMFuzzerTestOneInput (const uint8_t *data, size_t size);
 
 static const char *s_peers[] = { "p0", "p1", "p2", "p3", "p4", "p5" };
-static const char *s_services[] = { "echo", "cart", "mmi.service",
+static const char *s_services[] = { "echo",         "cart",      "mmi.service",
                                     "mmi.services", "mmi.stats", "mmi.x" };
 
 static const char *
@@ -44,7 +43,7 @@ s_step_message (fuzz_input_t *input, uint8_t op)
     const char *peer = s_pick (input, s_peers, 6);
     zmsg_t *msg;
     switch (op % 6) {
-        case 0:   //  client request
+        case 0:  //  client request
             msg = zmsg_new ();
             zmsg_addstr (msg, peer);
             zmsg_addmem (msg, NULL, 0);
@@ -52,13 +51,13 @@ s_step_message (fuzz_input_t *input, uint8_t op)
             zmsg_addstr (msg, s_pick (input, s_services, 6));
             zmsg_addstr (msg, s_pick (input, s_services, 6));
             return msg;
-        case 1:   //  READY, sometimes with credit
+        case 1:  //  READY, sometimes with credit
             msg = s_worker_message (peer, CMQ_MDPW_READY);
             zmsg_addstr (msg, s_pick (input, s_services, 2));
             if (fuzz_byte (input) & 1)
                 zmsg_addstrf (msg, "%d", fuzz_byte (input) % 5);
             return msg;
-        case 2:   //  REPLY to some client
+        case 2:  //  REPLY to some client
             msg = s_worker_message (peer, CMQ_MDPW_REPLY);
             zmsg_addstr (msg, s_pick (input, s_peers, 6));
             zmsg_addmem (msg, NULL, 0);
@@ -68,7 +67,7 @@ s_step_message (fuzz_input_t *input, uint8_t op)
             return s_worker_message (peer, CMQ_MDPW_HEARTBEAT);
         case 4:
             return s_worker_message (peer, CMQ_MDPW_DISCONNECT);
-        default: {   //  raw frames after a known routing id
+        default: {  //  raw frames after a known routing id
             msg = zmsg_new ();
             zmsg_addstr (msg, peer);
             size_t frames = fuzz_byte (input) % 8;
@@ -105,8 +104,7 @@ LLVMFuzzerTestOneInput (const uint8_t *data, size_t size)
         if (op >= 224) {
             now_us += (int64_t) (op - 223) * 1000;
             broker_core_on_tick (core, now_us, outbox);
-        }
-        else {
+        } else {
             zmsg_t *msg = s_step_message (&input, op);
             broker_core_on_message (core, &msg, now_us, outbox);
             assert (msg == NULL);

@@ -7,8 +7,7 @@
 
 #include "cartmq/cart_codec.h"
 
-int
-LLVMFuzzerTestOneInput (const uint8_t *data, size_t size);
+int LLVMFuzzerTestOneInput (const uint8_t *data, size_t size);
 
 //  Client side: any bytes as a reply to any method.
 static void
@@ -27,8 +26,8 @@ LLVMFuzzerTestOneInput (const uint8_t *data, size_t size)
     s_fuzz_reply (data, size);
     cmq_cart_request_t request;
     char error[256];
-    int status
-        = cmq_cart_request_decode (data, size, &request, error, sizeof (error));
+    int status =
+      cmq_cart_request_decode (data, size, &request, error, sizeof (error));
     assert (status == 200 || status == 400);
     if (status == 400) {
         assert (strlen (error) > 0);
@@ -45,8 +44,7 @@ LLVMFuzzerTestOneInput (const uint8_t *data, size_t size)
     assert (again.method == request.method);
     assert (again.user_id.size == request.user_id.size);
     assert (memcmp (again.user_id.data, request.user_id.data,
-                    request.user_id.size)
-            == 0);
+                    request.user_id.size) == 0);
     free (encoded);
     return 0;
 }

@@ -5,8 +5,7 @@
 #include "cartmq/mdp.h"
 #include "fuzz_input.h"
 
-int
-LLVMFuzzerTestOneInput (const uint8_t *data, size_t size);
+int LLVMFuzzerTestOneInput (const uint8_t *data, size_t size);
 
 int
 LLVMFuzzerTestOneInput (const uint8_t *data, size_t size)
@@ -24,13 +23,12 @@ LLVMFuzzerTestOneInput (const uint8_t *data, size_t size)
     assert (cmq_mdp_status_str (status));
     if (status == CMQ_MDP_OK) {
         //  What the parser vouches for must hold.
-        assert (parsed.kind == CMQ_MDP_FROM_CLIENT
-                || parsed.kind == CMQ_MDP_FROM_WORKER);
+        assert (parsed.kind == CMQ_MDP_FROM_CLIENT ||
+                parsed.kind == CMQ_MDP_FROM_WORKER);
         assert (parsed.credit >= 1 && parsed.credit <= CMQ_MAX_CREDIT);
         if (parsed.service)
-            assert (zframe_size (parsed.service) > 0
-                    && zframe_size (parsed.service)
-                           <= CMQ_MAX_SERVICE_NAME_BYTES);
+            assert (zframe_size (parsed.service) > 0 &&
+                    zframe_size (parsed.service) <= CMQ_MAX_SERVICE_NAME_BYTES);
         assert (parsed.body_frames < zmsg_size (msg));
     }
     zmsg_destroy (&msg);

@@ -24,7 +24,7 @@ static int
 setup (void **state)
 {
     cmq_log_init ("test", CMQ_LOG_ERROR, false);
-    fixture_t *fx = (fixture_t *)zmalloc (sizeof (fixture_t));
+    fixture_t *fx = (fixture_t *) zmalloc (sizeof (fixture_t));
     broker_config_t config;
     broker_config_defaults (&config);
     config.heartbeat_ms = 1000;
@@ -40,7 +40,7 @@ setup (void **state)
 static int
 teardown (void **state)
 {
-    fixture_t *fx = (fixture_t *)*state;
+    fixture_t *fx = (fixture_t *) *state;
     broker_core_destroy (&fx->core);
     broker_outbox_destroy (&fx->outbox);
     free (fx);
@@ -68,7 +68,7 @@ worker_command (const char *worker, int command)
     zmsg_addstr (msg, worker);
     zmsg_addmem (msg, NULL, 0);
     zmsg_addstr (msg, CMQ_MDPW_HEADER);
-    byte code = (byte)command;
+    byte code = (byte) command;
     zmsg_addmem (msg, &code, 1);
     return msg;
 }
@@ -186,7 +186,7 @@ expect_nothing (fixture_t *fx)
 static void
 request_waits_until_a_worker_is_ready (void **state)
 {
-    fixture_t *fx = (fixture_t *)*state;
+    fixture_t *fx = (fixture_t *) *state;
     receive (fx, client_request ("c1", "echo", "hello"), 0);
     expect_nothing (fx);
     assert_int_equal (broker_core_queued (fx->core, "echo"), 1);
@@ -198,7 +198,7 @@ request_waits_until_a_worker_is_ready (void **state)
 static void
 reply_reaches_the_client_with_the_service_name (void **state)
 {
-    fixture_t *fx = (fixture_t *)*state;
+    fixture_t *fx = (fixture_t *) *state;
     receive (fx, worker_ready ("w1", "echo", NULL), 0);
     receive (fx, client_request ("c1", "echo", "ping"), 0);
     expect_request (fx, "w1", "c1", "ping");
@@ -211,7 +211,7 @@ reply_reaches_the_client_with_the_service_name (void **state)
 static void
 sequential_requests_rotate_over_workers (void **state)
 {
-    fixture_t *fx = (fixture_t *)*state;
+    fixture_t *fx = (fixture_t *) *state;
     const char *workers[] = { "w1", "w2", "w3" };
     for (int index = 0; index < 3; index++)
         receive (fx, worker_ready (workers[index], "echo", NULL), index);
@@ -227,7 +227,7 @@ sequential_requests_rotate_over_workers (void **state)
 static void
 queued_requests_are_served_in_arrival_order (void **state)
 {
-    fixture_t *fx = (fixture_t *)*state;
+    fixture_t *fx = (fixture_t *) *state;
     receive (fx, client_request ("c1", "echo", "first"), 0);
     receive (fx, client_request ("c2", "echo", "second"), 1);
     receive (fx, worker_ready ("w1", "echo", NULL), 2);
@@ -241,7 +241,7 @@ queued_requests_are_served_in_arrival_order (void **state)
 static void
 silent_worker_is_forgotten_after_liveness_intervals (void **state)
 {
-    fixture_t *fx = (fixture_t *)*state;  //  heartbeat 1000, liveness 3
+    fixture_t *fx = (fixture_t *) *state;  //  heartbeat 1000, liveness 3
     receive (fx, worker_ready ("w1", "echo", NULL), 0);
     broker_core_on_tick (fx->core, 2999 * MS, fx->outbox);
     assert_int_equal (broker_core_worker_count (fx->core), 1);
@@ -253,7 +253,7 @@ silent_worker_is_forgotten_after_liveness_intervals (void **state)
 static void
 heartbeat_from_worker_keeps_it_alive (void **state)
 {
-    fixture_t *fx = (fixture_t *)*state;
+    fixture_t *fx = (fixture_t *) *state;
     receive (fx, worker_ready ("w1", "echo", NULL), 0);
     receive (fx, worker_command ("w1", CMQ_MDPW_HEARTBEAT), 2500 * MS);
     broker_core_on_tick (fx->core, 5000 * MS, fx->outbox);
@@ -265,7 +265,7 @@ heartbeat_from_worker_keeps_it_alive (void **state)
 static void
 broker_heartbeats_a_worker_it_has_not_written_to (void **state)
 {
-    fixture_t *fx = (fixture_t *)*state;
+    fixture_t *fx = (fixture_t *) *state;
     receive (fx, worker_ready ("w1", "echo", NULL), 0);
     broker_core_on_tick (fx->core, 999 * MS, fx->outbox);
     expect_nothing (fx);
@@ -283,7 +283,7 @@ broker_heartbeats_a_worker_it_has_not_written_to (void **state)
 static void
 mmi_service_says_200_only_while_workers_live (void **state)
 {
-    fixture_t *fx = (fixture_t *)*state;
+    fixture_t *fx = (fixture_t *) *state;
     receive (fx, client_request ("c1", "mmi.service", "echo"), 0);
     expect_client_reply (fx, "c1", "mmi.service", "404");
     receive (fx, worker_ready ("w1", "echo", NULL), 0);
@@ -297,7 +297,7 @@ mmi_service_says_200_only_while_workers_live (void **state)
 static void
 unknown_mmi_service_answers_501 (void **state)
 {
-    fixture_t *fx = (fixture_t *)*state;
+    fixture_t *fx = (fixture_t *) *state;
     receive (fx, client_request ("c1", "mmi.nonsense", "x"), 0);
     expect_client_reply (fx, "c1", "mmi.nonsense", "501");
     assert_int_equal (broker_core_service_count (fx->core), 0);
@@ -314,7 +314,7 @@ unpack_reply_body (fixture_t *fx, msgpack_unpacked *unpacked)
     msgpack_unpacked_init (unpacked);
     size_t offset = 0;
     assert_int_equal (msgpack_unpack_next (unpacked,
-                                           (const char *)zframe_data (body),
+                                           (const char *) zframe_data (body),
                                            zframe_size (body), &offset),
                       MSGPACK_UNPACK_SUCCESS);
     assert_int_equal (offset, zframe_size (body));
@@ -347,7 +347,7 @@ map_uint (const msgpack_object *map, const char *key)
 static void
 mmi_services_lists_workers_idle_and_queued (void **state)
 {
-    fixture_t *fx = (fixture_t *)*state;
+    fixture_t *fx = (fixture_t *) *state;
     receive (fx, worker_ready ("w1", "echo", NULL), 0);
     receive (fx, worker_ready ("w2", "echo", NULL), 0);
     receive (fx, client_request ("c1", "echo", "x"), 0);
@@ -373,7 +373,7 @@ mmi_services_lists_workers_idle_and_queued (void **state)
 static void
 mmi_stats_counts_requests_replies_and_invalid (void **state)
 {
-    fixture_t *fx = (fixture_t *)*state;
+    fixture_t *fx = (fixture_t *) *state;
     receive (fx, worker_ready ("w1", "echo", NULL), 0);
     for (int index = 0; index < 3; index++) {
         receive (fx, client_request ("c1", "echo", "x"), index * MS);
@@ -407,7 +407,7 @@ mmi_stats_counts_requests_replies_and_invalid (void **state)
 static void
 ready_for_an_mmi_service_gets_disconnect (void **state)
 {
-    fixture_t *fx = (fixture_t *)*state;
+    fixture_t *fx = (fixture_t *) *state;
     receive (fx, worker_ready ("w1", "mmi.service", NULL), 0);
     expect_command (fx, "w1", CMQ_MDPW_DISCONNECT);
     assert_int_equal (broker_core_worker_count (fx->core), 0);
@@ -428,7 +428,7 @@ check_refused (fixture_t *fx, zmsg_t *msg)
 static void
 invalid_traffic_is_refused_with_disconnect (void **state)
 {
-    fixture_t *fx = (fixture_t *)*state;
+    fixture_t *fx = (fixture_t *) *state;
     zmsg_t *msg;
 
     msg = zmsg_new ();  //  unknown header
@@ -478,7 +478,7 @@ invalid_traffic_is_refused_with_disconnect (void **state)
 static void
 registered_worker_breaking_protocol_is_forgotten (void **state)
 {
-    fixture_t *fx = (fixture_t *)*state;
+    fixture_t *fx = (fixture_t *) *state;
     receive (fx, worker_ready ("w1", "echo", NULL), 0);
     check_refused (fx, worker_ready ("w1", "echo", NULL));  //  READY twice
 
@@ -496,7 +496,7 @@ registered_worker_breaking_protocol_is_forgotten (void **state)
 static void
 forged_reply_never_reaches_a_client (void **state)
 {
-    fixture_t *fx = (fixture_t *)*state;
+    fixture_t *fx = (fixture_t *) *state;
     receive (fx, worker_ready ("w1", "echo", NULL), 0);
     receive (fx, worker_ready ("w2", "echo", NULL), 0);
     receive (fx, client_request ("c1", "echo", "x"), 0);
@@ -512,7 +512,7 @@ forged_reply_never_reaches_a_client (void **state)
 static void
 heartbeat_from_unknown_worker_gets_disconnect (void **state)
 {
-    fixture_t *fx = (fixture_t *)*state;
+    fixture_t *fx = (fixture_t *) *state;
     receive (fx, worker_command ("ghost", CMQ_MDPW_HEARTBEAT), 0);
     expect_command (fx, "ghost", CMQ_MDPW_DISCONNECT);
     assert_int_equal (broker_core_counters (fx->core)->invalid, 0);
@@ -523,7 +523,7 @@ heartbeat_from_unknown_worker_gets_disconnect (void **state)
 static void
 worker_credit_allows_that_many_in_flight (void **state)
 {
-    fixture_t *fx = (fixture_t *)*state;
+    fixture_t *fx = (fixture_t *) *state;
     receive (fx, worker_ready ("w1", "echo", "2"), 0);
     receive (fx, client_request ("c1", "echo", "a"), 0);
     receive (fx, client_request ("c1", "echo", "b"), 0);
@@ -540,7 +540,7 @@ worker_credit_allows_that_many_in_flight (void **state)
 static void
 credit_workers_share_requests_front_first (void **state)
 {
-    fixture_t *fx = (fixture_t *)*state;
+    fixture_t *fx = (fixture_t *) *state;
     receive (fx, worker_ready ("w1", "echo", "2"), 0);
     receive (fx, worker_ready ("w2", "echo", "2"), 0);
     const char *expected[] = { "w1", "w2", "w1", "w2" };
@@ -559,7 +559,7 @@ credit_workers_share_requests_front_first (void **state)
 static void
 dead_workers_requests_go_to_the_next_worker (void **state)
 {
-    fixture_t *fx = (fixture_t *)*state;
+    fixture_t *fx = (fixture_t *) *state;
     receive (fx, worker_ready ("w1", "echo", NULL), 0);
     receive (fx, client_request ("c1", "echo", "job"), 0);
     expect_request (fx, "w1", "c1", "job");
@@ -584,7 +584,7 @@ dead_workers_requests_go_to_the_next_worker (void **state)
 static void
 request_is_dropped_after_two_redispatches (void **state)
 {
-    fixture_t *fx = (fixture_t *)*state;
+    fixture_t *fx = (fixture_t *) *state;
     receive (fx, client_request ("c1", "echo", "poison"), 0);
     const char *workers[] = { "w1", "w2", "w3" };
     for (int index = 0; index < 3; index++) {
@@ -602,7 +602,7 @@ request_is_dropped_after_two_redispatches (void **state)
 static void
 queued_request_expires_after_queue_timeout (void **state)
 {
-    fixture_t *fx = (fixture_t *)*state;  //  queue timeout 5000 ms
+    fixture_t *fx = (fixture_t *) *state;  //  queue timeout 5000 ms
     receive (fx, client_request ("c1", "echo", "x"), 0);
     broker_core_on_tick (fx->core, 4999 * MS, fx->outbox);
     assert_int_equal (broker_core_queued (fx->core, "echo"), 1);
@@ -617,7 +617,7 @@ queued_request_expires_after_queue_timeout (void **state)
 static void
 full_queue_drops_new_requests (void **state)
 {
-    fixture_t *fx = (fixture_t *)*state;  //  max_queued 3
+    fixture_t *fx = (fixture_t *) *state;  //  max_queued 3
     for (int index = 0; index < 5; index++)
         receive (fx, client_request ("c1", "echo", "x"), 0);
     assert_int_equal (broker_core_queued (fx->core, "echo"), 3);
@@ -628,7 +628,7 @@ full_queue_drops_new_requests (void **state)
 static void
 multi_frame_bodies_pass_through_intact (void **state)
 {
-    fixture_t *fx = (fixture_t *)*state;
+    fixture_t *fx = (fixture_t *) *state;
     receive (fx, worker_ready ("w1", "echo", NULL), 0);
     zmsg_t *msg = client_request ("c1", "echo", "part1");
     zmsg_addstr (msg, "part2");
