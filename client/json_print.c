@@ -1,2 +1,377 @@
-//  json_print.c - stub, being written
-#include "cartmq/log.h"
+//  json_print.c - msgpack objects as one line of JSON
+
+#include "json_print.h"
+
+#include <float.h>
+#include <inttypes.h>
+#include <stdbool.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+//  msgpack-c refuses deeper nesting itself (MSGPACK_EMBED_STACK_SIZE).
+#define S_MAX_UNPACK_DEPTH 32
+
+//  A growing output buffer; once an append fails, it stays failed so the
+//  callers need not check every step.
+typedef struct {
+    char *data;
+    size_t size;      //  bytes written, without the NUL
+    size_t capacity;  //  bytes allocated
+    bool is_failed;   //  out of memory or too deep
+} s_buffer_t;
+
+static void
+s_append (s_buffer_t *buffer, const char *data, size_t size)
+{
+    if (buffer->is_failed)
+        return;
+    if (buffer->size + size + 1 > buffer->capacity) {
+        size_t capacity = buffer->capacity ? buffer->capacity : 64;
+        while (buffer->size + size + 1 > capacity)
+            capacity *= 2;
+        char *grown = (char *) realloc (buffer->data, capacity);
+        if (!grown) {
+            buffer->is_failed = true;
+            return;
+        }
+        buffer->data = grown;
+        buffer->capacity = capacity;
+    }
+    memcpy (buffer->data + buffer->size, data, size);
+    buffer->size += size;
+    buffer->data[buffer->size] = 0;
+}
+
+static void
+s_append_str (s_buffer_t *buffer, const char *string)
+{
+    s_append (buffer, string, strlen (string));
+}
+
+//  Length of the valid UTF-8 sequence (RFC 3629: no overlong forms, no
+//  surrogates, nothing past U+10FFFF) starting at data, or 0 if the bytes
+//  there are not one.
+static size_t
+s_utf8_length (const unsigned char *data, size_t remaining)
+{
+    unsigned char lead = data[0];
+    size_t length;
+    unsigned char low = 0x80, high = 0xBF;  //  range of the second byte
+    if (lead < 0x80)
+        return 1;
+    else if (lead >= 0xC2 && lead <= 0xDF)
+        length = 2;
+    else if (lead >= 0xE0 && lead <= 0xEF) {
+        length = 3;
+        if (lead == 0xE0)
+            low = 0xA0;
+        else if (lead == 0xED)
+            high = 0x9F;
+    } else if (lead >= 0xF0 && lead <= 0xF4) {
+        length = 4;
+        if (lead == 0xF0)
+            low = 0x90;
+        else if (lead == 0xF4)
+            high = 0x8F;
+    } else
+        return 0;
+    if (remaining < length)
+        return 0;
+    if (data[1] < low || data[1] > high)
+        return 0;
+    for (size_t index = 2; index < length; index++)
+        if (data[index] < 0x80 || data[index] > 0xBF)
+            return 0;
+    return length;
+}
+
+static void
+s_append_escape (s_buffer_t *buffer, unsigned char byte)
+{
+    char escape[8];
+    switch (byte) {
+        case '"':
+            s_append_str (buffer, "\\\"");
+            break;
+        case '\\':
+            s_append_str (buffer, "\\\\");
+            break;
+        case '\b':
+            s_append_str (buffer, "\\b");
+            break;
+        case '\f':
+            s_append_str (buffer, "\\f");
+            break;
+        case '\n':
+            s_append_str (buffer, "\\n");
+            break;
+        case '\r':
+            s_append_str (buffer, "\\r");
+            break;
+        case '\t':
+            s_append_str (buffer, "\\t");
+            break;
+        default:
+            snprintf (escape, sizeof (escape), "\\u%04x", byte);
+            s_append_str (buffer, escape);
+    }
+}
+
+//  Raw bytes as a JSON string. DEL is escaped too, though JSON allows it,
+//  so the line is safe to show on a terminal.
+static void
+s_append_string (s_buffer_t *buffer, const char *data, size_t size)
+{
+    const unsigned char *bytes = (const unsigned char *) data;
+    s_append (buffer, "\"", 1);
+    size_t index = 0;
+    while (index < size) {
+        unsigned char byte = bytes[index];
+        if (byte < 0x20 || byte == '"' || byte == '\\' || byte == 0x7F) {
+            s_append_escape (buffer, byte);
+            index++;
+            continue;
+        }
+        size_t length = s_utf8_length (bytes + index, size - index);
+        if (length == 0) {
+            s_append_escape (buffer, byte);
+            index++;
+            continue;
+        }
+        //  Copy the longest run of plain bytes at once.
+        size_t end = index + length;
+        while (end < size && bytes[end] >= 0x20 && bytes[end] < 0x7F &&
+               bytes[end] != '"' && bytes[end] != '\\')
+            end++;
+        s_append (buffer, data + index, end - index);
+        index = end;
+    }
+    s_append (buffer, "\"", 1);
+}
+
+//  The shortest decimal that reads back as the same value, always with a
+//  fraction or exponent so that it stays a float to JSON readers.
+static void
+s_append_float (s_buffer_t *buffer, double value, bool is_single)
+{
+    if (value != value || value - value != 0) {
+        s_append_str (buffer, "null");  //  NaN or infinity
+        return;
+    }
+    char text[40];
+    int max_precision = is_single ? 9 : 17;
+    for (int precision = 1; precision <= max_precision; precision++) {
+        snprintf (text, sizeof (text), "%.*g", precision, value);
+        double back = strtod (text, NULL);
+        if (is_single ? (float) back == (float) value : back == value)
+            break;
+    }
+    if (!strpbrk (text, ".eE"))
+        strcat (text, ".0");
+    s_append_str (buffer, text);
+}
+
+static void s_append_object (s_buffer_t *buffer, const msgpack_object *object,
+                             int depth);
+
+//  JSON keys must be strings: a key of any other type is written as the
+//  string of its own JSON.
+static void
+s_append_key (s_buffer_t *buffer, const msgpack_object *key, int depth)
+{
+    if (key->type == MSGPACK_OBJECT_STR)
+        s_append_string (buffer, key->via.str.ptr, key->via.str.size);
+    else if (key->type == MSGPACK_OBJECT_BIN)
+        s_append_string (buffer, key->via.bin.ptr, key->via.bin.size);
+    else {
+        s_buffer_t inner = { NULL, 0, 0, false };
+        s_append_object (&inner, key, depth);
+        if (inner.is_failed)
+            buffer->is_failed = true;
+        else
+            s_append_string (buffer, inner.data, inner.size);
+        free (inner.data);
+    }
+}
+
+static void
+s_append_object (s_buffer_t *buffer, const msgpack_object *object, int depth)
+{
+    char number[32];
+    if (depth > JSON_PRINT_MAX_DEPTH) {
+        buffer->is_failed = true;
+        return;
+    }
+    switch (object->type) {
+        case MSGPACK_OBJECT_NIL:
+            s_append_str (buffer, "null");
+            break;
+        case MSGPACK_OBJECT_BOOLEAN:
+            s_append_str (buffer, object->via.boolean ? "true" : "false");
+            break;
+        case MSGPACK_OBJECT_POSITIVE_INTEGER:
+            snprintf (number, sizeof (number), "%" PRIu64, object->via.u64);
+            s_append_str (buffer, number);
+            break;
+        case MSGPACK_OBJECT_NEGATIVE_INTEGER:
+            snprintf (number, sizeof (number), "%" PRId64, object->via.i64);
+            s_append_str (buffer, number);
+            break;
+        case MSGPACK_OBJECT_FLOAT32:
+            s_append_float (buffer, object->via.f64, true);
+            break;
+        case MSGPACK_OBJECT_FLOAT64:
+            s_append_float (buffer, object->via.f64, false);
+            break;
+        case MSGPACK_OBJECT_STR:
+            s_append_string (buffer, object->via.str.ptr, object->via.str.size);
+            break;
+        case MSGPACK_OBJECT_BIN:
+            s_append_string (buffer, object->via.bin.ptr, object->via.bin.size);
+            break;
+        case MSGPACK_OBJECT_EXT:
+            s_append_string (buffer, object->via.ext.ptr, object->via.ext.size);
+            break;
+        case MSGPACK_OBJECT_ARRAY:
+            s_append (buffer, "[", 1);
+            for (uint32_t index = 0; index < object->via.array.size; index++) {
+                if (index)
+                    s_append (buffer, ",", 1);
+                s_append_object (buffer, &object->via.array.ptr[index],
+                                 depth + 1);
+            }
+            s_append (buffer, "]", 1);
+            break;
+        case MSGPACK_OBJECT_MAP:
+            s_append (buffer, "{", 1);
+            for (uint32_t index = 0; index < object->via.map.size; index++) {
+                const msgpack_object_kv *pair = &object->via.map.ptr[index];
+                if (index)
+                    s_append (buffer, ",", 1);
+                s_append_key (buffer, &pair->key, depth + 1);
+                s_append (buffer, ":", 1);
+                s_append_object (buffer, &pair->val, depth + 1);
+            }
+            s_append (buffer, "}", 1);
+            break;
+        default:
+            s_append_str (buffer, "null");  //  a type newer than this code
+    }
+}
+
+char *
+json_print_object (const msgpack_object *object, size_t *length_p)
+{
+    if (!object)
+        return NULL;
+    s_buffer_t buffer = { NULL, 0, 0, false };
+    s_append_object (&buffer, object, 0);
+    //  An empty result cannot happen, but keep the contract: a string.
+    if (!buffer.is_failed && !buffer.data)
+        s_append (&buffer, "", 0);
+    if (buffer.is_failed) {
+        free (buffer.data);
+        return NULL;
+    }
+    if (length_p)
+        *length_p = buffer.size;
+    return buffer.data;
+}
+
+//  Reads the header of the object at *pos_p, checks that its payload is
+//  all there and skips it. *children_p gets the number of objects inside
+//  it (map entries count twice). Returns 0, or -1 if the bytes lie.
+static int
+s_scan_header (const unsigned char *data, size_t size, size_t *pos_p,
+               uint64_t *children_p)
+{
+    size_t pos = *pos_p;
+    unsigned char byte = data[pos++];
+    size_t width = 0;       //  bytes of big-endian length after the byte
+    uint64_t payload = 0;   //  bytes of data after the length
+    unsigned per_unit = 0;  //  children per length unit: 1 array, 2 map
+    *children_p = 0;
+    if (byte <= 0x7F || byte >= 0xE0)
+        ;  //  fixint
+    else if (byte <= 0x8F)
+        *children_p = 2 * (uint64_t) (byte & 0x0F);
+    else if (byte <= 0x9F)
+        *children_p = byte & 0x0F;
+    else if (byte <= 0xBF)
+        payload = byte & 0x1F;
+    else if (byte >= 0xD4 && byte <= 0xD8)
+        payload = 1 + (1u << (byte - 0xD4));  //  fixext: type + data
+    else if (byte == 0xC7 || byte == 0xC8 || byte == 0xC9) {
+        width = byte == 0xC7 ? 1 : byte == 0xC8 ? 2 : 4;
+        payload = 1;  //  ext: the type byte
+    } else if (byte == 0xC4 || byte == 0xC5 || byte == 0xC6)
+        width = (size_t) 1 << (byte - 0xC4);  //  bin
+    else if (byte == 0xD9 || byte == 0xDA || byte == 0xDB)
+        width = (size_t) 1 << (byte - 0xD9);  //  str
+    else if (byte >= 0xCA && byte <= 0xD3) {
+        static const unsigned char sizes[] = { 4, 8, 1, 2, 4, 8, 1, 2, 4, 8 };
+        payload = sizes[byte - 0xCA];  //  float, uint, int
+    } else if (byte >= 0xDC && byte <= 0xDF) {
+        width = byte == 0xDC || byte == 0xDE ? 2 : 4;
+        per_unit = byte <= 0xDD ? 1 : 2;
+    } else if (byte != 0xC0 && byte != 0xC2 && byte != 0xC3)
+        return -1;  //  0xC1 is never used
+    if (size - pos < width)
+        return -1;
+    uint64_t length = 0;
+    for (size_t index = 0; index < width; index++)
+        length = (length << 8) | data[pos++];
+    if (per_unit)
+        *children_p = length * per_unit;
+    else
+        payload += length;
+    if (payload > size - pos)
+        return -1;
+    pos += (size_t) payload;
+    //  Every object takes a byte at least.
+    if (*children_p > size - pos)
+        return -1;
+    *pos_p = pos;
+    return 0;
+}
+
+//  True if data holds exactly one well-formed object. Iterative, so
+//  hostile nesting costs no stack.
+static bool
+s_scan (const unsigned char *data, size_t size)
+{
+    uint64_t left[S_MAX_UNPACK_DEPTH + 1];  //  objects to read per level
+    int depth = 0;
+    left[0] = 1;
+    size_t pos = 0;
+    while (depth >= 0) {
+        if (left[depth] == 0) {
+            depth--;
+            continue;
+        }
+        left[depth]--;
+        uint64_t children;
+        if (pos == size || s_scan_header (data, size, &pos, &children) != 0)
+            return false;
+        if (children > 0) {
+            if (depth == S_MAX_UNPACK_DEPTH)
+                return false;
+            left[++depth] = children;
+        }
+    }
+    return pos == size;
+}
+
+int
+json_print_unpack (const void *data, size_t size, msgpack_unpacked *unpacked)
+{
+    if (!data || size == 0 || !s_scan ((const unsigned char *) data, size))
+        return -1;
+    size_t offset = 0;
+    if (msgpack_unpack_next (unpacked, (const char *) data, size, &offset) !=
+          MSGPACK_UNPACK_SUCCESS ||
+        offset != size)
+        return -1;
+    return 0;
+}

@@ -1,6 +1,9 @@
-//  main.c - stub
+//  main.c - cartmq, the command-line client; the work is in commands.c
+
+#include "commands.h"
+
 int
-main (void)
+main (int argc, char **argv)
 {
-    return 0;
+    return commands_main (argc, argv);
 }
