@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
 #  test.sh - installs what is missing, builds, and runs every test: the
-#  plain build, then the whole suite again under ASan + UBSan.
-#  Usage: scripts/test.sh [--quick]   (--quick: plain build only)
+#  plain build's suite, broker and worker under valgrind for one end-to-end
+#  run, each fuzz target for a bounded time, then the whole suite again
+#  under ASan + UBSan.
+#  Usage: scripts/test.sh [--quick]   (--quick: plain build's suite only)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 scripts/deps.sh
@@ -17,6 +19,12 @@ run_suite() {
 echo "== plain build"
 run_suite build -DCMAKE_BUILD_TYPE=RelWithDebInfo
 [ "${1:-}" = "--quick" ] && exit 0
+
+echo "== valgrind: broker and worker, one end-to-end run"
+scripts/valgrind.sh build
+
+echo "== fuzzing, ${CARTMQ_FUZZ_SECONDS:=45}s per target"
+scripts/fuzz.sh "$CARTMQ_FUZZ_SECONDS"
 
 echo "== ASan + UBSan build"
 export ASAN_OPTIONS=detect_leaks=1:abort_on_error=1
