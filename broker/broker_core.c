@@ -127,18 +127,6 @@ broker_core_new (const broker_config_t *config, int64_t now_us)
 //  ---------------------------------------------------------------------
 //  Messages out
 
-static zmsg_t *
-s_worker_head (worker_t *worker, cmq_mdpw_command_t command)
-{
-    zmsg_t *msg = zmsg_new ();
-    zmsg_append (msg, &(zframe_t *){ zframe_dup (worker->identity) });
-    zmsg_addmem (msg, NULL, 0);
-    zmsg_addstr (msg, CMQ_MDPW_HEADER);
-    byte code = (byte) command;
-    zmsg_addmem (msg, &code, 1);
-    return msg;
-}
-
 //  Every send to a worker counts as our heartbeat to it.
 static void
 s_worker_sent (broker_core_t *self, worker_t *worker, int64_t now_us)
@@ -147,31 +135,11 @@ s_worker_sent (broker_core_t *self, worker_t *worker, int64_t now_us)
     zlistx_move_end (self->by_sent, worker->sent_handle);
 }
 
-//  DISCONNECT to any peer, known or not; takes nothing.
+//  DISCONNECT to any peer, known or not.
 static void
 s_send_disconnect (zframe_t *identity, broker_outbox_t *outbox)
 {
-    zmsg_t *msg = zmsg_new ();
-    zmsg_append (msg, &(zframe_t *){ zframe_dup (identity) });
-    zmsg_addmem (msg, NULL, 0);
-    zmsg_addstr (msg, CMQ_MDPW_HEADER);
-    byte code = CMQ_MDPW_DISCONNECT;
-    zmsg_addmem (msg, &code, 1);
-    broker_outbox_add (outbox, &msg);
-}
-
-//  [client][""][MDPC01][service][body...]; takes *body_p.
-static void
-s_send_to_client (zframe_t *client, const char *service, zmsg_t **body_p,
-                  broker_outbox_t *outbox)
-{
-    zmsg_t *body = *body_p;
-    *body_p = NULL;
-    zmsg_pushstr (body, service);
-    zmsg_pushstr (body, CMQ_MDPC_HEADER);
-    zmsg_pushmem (body, NULL, 0);
-    zmsg_prepend (body, &(zframe_t *){ zframe_dup (client) });
-    broker_outbox_add (outbox, &body);
+    broker_outbox_add_command (outbox, identity, CMQ_MDPW_DISCONNECT);
 }
 
 //  ---------------------------------------------------------------------
@@ -227,10 +195,7 @@ static void
 s_worker_take (broker_core_t *self, worker_t *worker, broker_request_t *request,
                int64_t now_us, broker_outbox_t *outbox)
 {
-    zmsg_t *head = s_worker_head (worker, CMQ_MDPW_REQUEST);
-    zmsg_append (head, &(zframe_t *){ zframe_dup (request->client) });
-    zmsg_addmem (head, NULL, 0);
-    broker_outbox_add_request (outbox, &head, request);
+    broker_outbox_add_request (outbox, worker->identity, request);
     request->dispatched_us = now_us;
     request->handle = zlistx_add_end (worker->inflight, request);
     s_worker_sent (self, worker, now_us);
@@ -414,7 +379,7 @@ s_on_reply (broker_core_t *self, worker_t *worker, zmsg_t **msg_p,
         zframe_destroy (&(zframe_t *){ zmsg_pop (msg) });
     zframe_t *client = zmsg_pop (msg);
     zframe_destroy (&(zframe_t *){ zmsg_pop (msg) });  //  ""
-    s_send_to_client (client, service->name, &msg, outbox);
+    broker_outbox_add_reply (outbox, client, service->name, &msg);
     zframe_destroy (&client);
     self->counters.replies++;
 
@@ -619,7 +584,7 @@ s_on_client_request (broker_core_t *self, zmsg_t **msg_p,
 
     if (strncmp (name, "mmi.", 4) == 0) {
         zmsg_t *answer = s_mmi_answer (self, name, msg, now_us);
-        s_send_to_client (client, name, &answer, outbox);
+        broker_outbox_add_reply (outbox, client, name, &answer);
         zframe_destroy (&client);
         zmsg_destroy (&msg);
         return;
@@ -656,7 +621,10 @@ broker_core_on_message (broker_core_t *self, zmsg_t **msg_p, int64_t now_us,
     assert (self && msg_p && *msg_p && outbox);
     zmsg_t *msg = *msg_p;
     zframe_t *identity = zmsg_first (msg);
-    if (!identity) {
+    //  A ROUTER's routing ids are 1..255 bytes; anything else is not from
+    //  a peer and cannot be answered.
+    if (!identity || zframe_size (identity) == 0 ||
+        zframe_size (identity) > 255) {
         zmsg_destroy (msg_p);
         return;
     }
@@ -695,8 +663,8 @@ s_send_heartbeats (broker_core_t *self, int64_t now_us, broker_outbox_t *outbox)
     worker_t *worker;
     while ((worker = (worker_t *) zlistx_first (self->by_sent)) &&
            now_us - worker->sent_us >= self->heartbeat_us) {
-        zmsg_t *msg = s_worker_head (worker, CMQ_MDPW_HEARTBEAT);
-        broker_outbox_add (outbox, &msg);
+        broker_outbox_add_command (outbox, worker->identity,
+                                   CMQ_MDPW_HEARTBEAT);
         s_worker_sent (self, worker, now_us);
     }
 }

@@ -2,13 +2,26 @@
 
 #include "broker_outbox.h"
 
+typedef enum { S_REQUEST, S_REPLY, S_COMMAND } s_kind_t;
+
+//  Routing ids and service names are at most 255 bytes (the MDP parser
+//  and libzmq see to that), so they fit inline.
 typedef struct {
-    zmsg_t *head;               //  owned frames, sent first
-    broker_request_t *request;  //  borrowed body follows, or NULL
+    byte data[256];
+    size_t size;
+} s_bytes_t;
+
+typedef struct {
+    s_kind_t kind;
+    s_bytes_t peer;              //  routing id it goes to
+    s_bytes_t service;           //  REPLY: the service that answered
+    cmq_mdpw_command_t command;  //  COMMAND
+    broker_request_t *request;   //  REQUEST: borrowed client id and body
+    zmsg_t *body;                //  REPLY: body frames, owned
 } s_entry_t;
 
 struct _broker_outbox_t {
-    s_entry_t *entries;  //  ring would be overkill: drained per input
+    s_entry_t *entries;  //  reused between flushes
     size_t count;
     size_t capacity;
 };
@@ -25,7 +38,7 @@ broker_outbox_new (void)
 static void
 s_entry_clear (s_entry_t *entry)
 {
-    zmsg_destroy (&entry->head);
+    zmsg_destroy (&entry->body);
     broker_request_unref (&entry->request);
 }
 
@@ -43,8 +56,16 @@ broker_outbox_destroy (broker_outbox_t **self_p)
     *self_p = NULL;
 }
 
+static void
+s_bytes_set (s_bytes_t *bytes, const void *data, size_t size)
+{
+    assert (size <= sizeof (bytes->data));
+    memcpy (bytes->data, data, size);
+    bytes->size = size;
+}
+
 static s_entry_t *
-s_append (broker_outbox_t *self)
+s_append (broker_outbox_t *self, s_kind_t kind, zframe_t *peer)
 {
     if (self->count == self->capacity) {
         self->capacity *= 2;
@@ -53,29 +74,40 @@ s_append (broker_outbox_t *self)
         assert (self->entries);
     }
     s_entry_t *entry = &self->entries[self->count++];
-    entry->head = NULL;
+    entry->kind = kind;
     entry->request = NULL;
+    entry->body = NULL;
+    s_bytes_set (&entry->peer, zframe_data (peer), zframe_size (peer));
     return entry;
 }
 
 void
-broker_outbox_add (broker_outbox_t *self, zmsg_t **msg_p)
+broker_outbox_add_request (broker_outbox_t *self, zframe_t *worker,
+                           broker_request_t *request)
 {
-    assert (self && msg_p && *msg_p);
-    s_entry_t *entry = s_append (self);
-    entry->head = *msg_p;
-    *msg_p = NULL;
+    assert (self && worker && request);
+    s_entry_t *entry = s_append (self, S_REQUEST, worker);
+    entry->request = broker_request_ref (request);
 }
 
 void
-broker_outbox_add_request (broker_outbox_t *self, zmsg_t **head_p,
-                           broker_request_t *request)
+broker_outbox_add_reply (broker_outbox_t *self, zframe_t *client,
+                         const char *service, zmsg_t **body_p)
 {
-    assert (self && head_p && *head_p && request);
-    s_entry_t *entry = s_append (self);
-    entry->head = *head_p;
-    *head_p = NULL;
-    entry->request = broker_request_ref (request);
+    assert (self && client && service && body_p && *body_p);
+    s_entry_t *entry = s_append (self, S_REPLY, client);
+    s_bytes_set (&entry->service, service, strlen (service));
+    entry->body = *body_p;
+    *body_p = NULL;
+}
+
+void
+broker_outbox_add_command (broker_outbox_t *self, zframe_t *peer,
+                           cmq_mdpw_command_t command)
+{
+    assert (self && peer);
+    s_entry_t *entry = s_append (self, S_COMMAND, peer);
+    entry->command = command;
 }
 
 size_t
@@ -85,30 +117,63 @@ broker_outbox_size (broker_outbox_t *self)
     return self->count;
 }
 
-//  ZFRAME_REUSE makes libzmq send a shared copy of the frame (reference
-//  counted above 33 bytes), so a body is never copied however many times
-//  it is sent.
+//  ---------------------------------------------------------------------
+//  Sending: small frames by zmq_send (libzmq keeps up to 33 bytes inside
+//  the message, no allocation); bodies as frames.
+
 static void
-s_send_entry (s_entry_t *entry, void *handle)
+s_send_small (void *handle, const void *data, size_t size, bool more)
 {
-    zframe_t *frame = zmsg_pop (entry->head);
-    while (frame) {
-        zframe_t *next = zmsg_pop (entry->head);
-        int more = (next || entry->request) ? ZFRAME_MORE : 0;
-        zframe_send (&frame, handle, more);
-        zframe_destroy (&frame);  //  if the send failed
-        frame = next;
+    zmq_send (handle, data, size, more ? ZMQ_SNDMORE : 0);
+}
+
+static void
+s_send_header (void *handle, s_entry_t *entry, const char *protocol)
+{
+    s_send_small (handle, entry->peer.data, entry->peer.size, true);
+    s_send_small (handle, "", 0, true);
+    s_send_small (handle, protocol, 6, true);
+}
+
+//  ZFRAME_REUSE sends a shared copy (reference counted above 33 bytes),
+//  so a request body is never copied however many times it is sent.
+static void
+s_send_request (void *handle, s_entry_t *entry)
+{
+    s_send_header (handle, entry, CMQ_MDPW_HEADER);
+    byte command = CMQ_MDPW_REQUEST;
+    s_send_small (handle, &command, 1, true);
+    zframe_t *client = entry->request->client;
+    s_send_small (handle, zframe_data (client), zframe_size (client), true);
+    s_send_small (handle, "", 0, true);
+    zmsg_t *body = entry->request->body;
+    size_t left = zmsg_size (body);
+    for (zframe_t *part = zmsg_first (body); part; part = zmsg_next (body)) {
+        int flags = ZFRAME_REUSE | (--left ? ZFRAME_MORE : 0);
+        zframe_send (&part, handle, flags);
     }
-    if (entry->request) {
-        zmsg_t *body = entry->request->body;
-        size_t left = zmsg_size (body);
-        for (zframe_t *part = zmsg_first (body); part;
-             part = zmsg_next (body)) {
-            int flags = ZFRAME_REUSE | (--left ? ZFRAME_MORE : 0);
-            zframe_send (&part, handle, flags);
-        }
+}
+
+static void
+s_send_reply (void *handle, s_entry_t *entry)
+{
+    s_send_header (handle, entry, CMQ_MDPC_HEADER);
+    s_send_small (handle, entry->service.data, entry->service.size, true);
+    zframe_t *part = zmsg_pop (entry->body);
+    while (part) {
+        zframe_t *next = zmsg_pop (entry->body);
+        zframe_send (&part, handle, next ? ZFRAME_MORE : 0);
+        zframe_destroy (&part);  //  only if the send failed
+        part = next;
     }
-    s_entry_clear (entry);
+}
+
+static void
+s_send_command (void *handle, s_entry_t *entry)
+{
+    s_send_header (handle, entry, CMQ_MDPW_HEADER);
+    byte command = (byte) entry->command;
+    s_send_small (handle, &command, 1, false);
 }
 
 void
@@ -116,9 +181,48 @@ broker_outbox_send (broker_outbox_t *self, zsock_t *socket)
 {
     assert (self && socket);
     void *handle = zsock_resolve (socket);
-    for (size_t index = 0; index < self->count; index++)
-        s_send_entry (&self->entries[index], handle);
+    for (size_t index = 0; index < self->count; index++) {
+        s_entry_t *entry = &self->entries[index];
+        if (entry->kind == S_REQUEST)
+            s_send_request (handle, entry);
+        else if (entry->kind == S_REPLY)
+            s_send_reply (handle, entry);
+        else
+            s_send_command (handle, entry);
+        s_entry_clear (entry);
+    }
     self->count = 0;
+}
+
+//  ---------------------------------------------------------------------
+//  Popping as plain messages, for tests
+
+static zmsg_t *
+s_entry_to_msg (s_entry_t *entry)
+{
+    zmsg_t *msg = zmsg_new ();
+    zmsg_addmem (msg, entry->peer.data, entry->peer.size);
+    zmsg_addmem (msg, NULL, 0);
+    zmsg_addstr (msg,
+                 entry->kind == S_REPLY ? CMQ_MDPC_HEADER : CMQ_MDPW_HEADER);
+    if (entry->kind == S_REPLY) {
+        zmsg_addmem (msg, entry->service.data, entry->service.size);
+        zframe_t *part;
+        while ((part = zmsg_pop (entry->body)))
+            zmsg_append (msg, &part);
+        return msg;
+    }
+    byte command = entry->kind == S_REQUEST ? (byte) CMQ_MDPW_REQUEST
+                                            : (byte) entry->command;
+    zmsg_addmem (msg, &command, 1);
+    if (entry->kind == S_REQUEST) {
+        zmsg_append (msg, &(zframe_t *){ zframe_dup (entry->request->client) });
+        zmsg_addmem (msg, NULL, 0);
+        zmsg_t *body = entry->request->body;
+        for (zframe_t *part = zmsg_first (body); part; part = zmsg_next (body))
+            zmsg_append (msg, &(zframe_t *){ zframe_dup (part) });
+    }
+    return msg;
 }
 
 zmsg_t *
@@ -131,12 +235,7 @@ broker_outbox_pop (broker_outbox_t *self)
     memmove (&self->entries[0], &self->entries[1],
              (self->count - 1) * sizeof (s_entry_t));
     self->count--;
-    zmsg_t *msg = entry.head;
-    if (entry.request) {
-        zmsg_t *body = entry.request->body;
-        for (zframe_t *part = zmsg_first (body); part; part = zmsg_next (body))
-            zmsg_append (msg, &(zframe_t *){ zframe_dup (part) });
-        broker_request_unref (&entry.request);
-    }
+    zmsg_t *msg = s_entry_to_msg (&entry);
+    s_entry_clear (&entry);
     return msg;
 }

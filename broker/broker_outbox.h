@@ -1,9 +1,11 @@
 //  broker_outbox.h - messages the core wants sent, in order
 //
 //  The core appends; the shell sends them all on the ROUTER after each
-//  input; tests pop them as plain messages. An entry is a head message the
-//  outbox owns, optionally followed by a request's body frames, which are
-//  borrowed (the entry holds a reference) and sent without copying.
+//  batch of input; tests pop them as plain messages. Entries are built so
+//  that sending allocates nothing and copies no body: routing ids and MDP
+//  header frames are kept inline and sent as small frames, a request's body
+//  is borrowed (the entry holds a reference) and sent as shared copies, and
+//  a reply's body frames are moved from the worker's message.
 
 #ifndef BROKER_OUTBOX_H
 #define BROKER_OUTBOX_H
@@ -11,6 +13,7 @@
 #include <czmq.h>
 
 #include "broker_request.h"
+#include "cartmq/mdp.h"
 
 typedef struct _broker_outbox_t broker_outbox_t;
 
@@ -18,13 +21,18 @@ broker_outbox_t *broker_outbox_new (void);
 
 void broker_outbox_destroy (broker_outbox_t **self_p);
 
-//  Appends a message (routing id first). Takes *msg_p.
-void broker_outbox_add (broker_outbox_t *self, zmsg_t **msg_p);
-
-//  Appends head followed by request's body frames. Takes *head_p and a
-//  new reference to request.
-void broker_outbox_add_request (broker_outbox_t *self, zmsg_t **head_p,
+//  [worker][""][MDPW01][REQUEST][client][""][body...] from the request;
+//  takes a new reference to request.
+void broker_outbox_add_request (broker_outbox_t *self, zframe_t *worker,
                                 broker_request_t *request);
+
+//  [client][""][MDPC01][service][body...]; takes *body_p.
+void broker_outbox_add_reply (broker_outbox_t *self, zframe_t *client,
+                              const char *service, zmsg_t **body_p);
+
+//  [peer][""][MDPW01][command] for HEARTBEAT and DISCONNECT.
+void broker_outbox_add_command (broker_outbox_t *self, zframe_t *peer,
+                                cmq_mdpw_command_t command);
 
 size_t broker_outbox_size (broker_outbox_t *self);
 
@@ -32,8 +40,8 @@ size_t broker_outbox_size (broker_outbox_t *self);
 //  message the socket refuses is dropped (ROUTER drops unroutable ones).
 void broker_outbox_send (broker_outbox_t *self, zsock_t *socket);
 
-//  Removes the first entry as one self-contained message (borrowed frames
-//  copied); NULL if empty. For tests and tools.
+//  Removes the first entry as one self-contained message; NULL if empty.
+//  For tests and tools.
 zmsg_t *broker_outbox_pop (broker_outbox_t *self);
 
 #endif

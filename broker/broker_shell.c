@@ -2,8 +2,12 @@
 
 #include "broker_shell.h"
 
+#include <errno.h>
+#include <pthread.h>
 #include <signal.h>
+#include <sys/stat.h>
 #include <time.h>
+#include <unistd.h>
 
 #include "cartmq/curve.h"
 #include "cartmq/log.h"
@@ -20,6 +24,7 @@ struct _broker_shell_t {
     zsock_t *router;
     zloop_t *loop;
     zactor_t *auth;       //  zauth when CURVE is on, else NULL
+    zsock_t *monitor;     //  router's handshake failures, when CURVE is on
     char *curve_clients;  //  allow-list directory, re-read on SIGHUP
 };
 
@@ -51,6 +56,153 @@ s_is_public (const char *endpoint)
            strncmp (host, "[::1]:", 6) != 0;
 }
 
+//  Sends a command to zauth and waits for its answer. A signal (SIGHUP)
+//  may interrupt the wait; the answer must still be taken, or it would be
+//  read as the answer to the next command.
+static void
+s_auth_command (broker_shell_t *self, const char *command, const char *arg)
+{
+    zstr_sendx (self->auth, command, arg, NULL);
+    while (zsock_wait (self->auth) == -1 && errno == EINTR && !zsys_interrupted)
+        ;
+}
+
+static bool
+s_ends_with (const char *text, const char *suffix)
+{
+    size_t length = strlen (text), suffix_length = strlen (suffix);
+    return length >= suffix_length &&
+           streq (text + length - suffix_length, suffix);
+}
+
+//  Logs what the allow-list holds. zauth reads the directory itself and
+//  says nothing about it, so a typo in a file or an empty directory would
+//  otherwise show only as every peer being refused.
+static void
+s_describe_allowed (const char *dirname)
+{
+    size_t keys = 0;
+    zdir_t *dir = zdir_new (dirname, NULL);
+    zfile_t **files = dir ? zdir_flatten (dir) : NULL;
+    for (size_t index = 0; files && files[index]; index++) {
+        const char *path = zfile_filename (files[index], NULL);
+        char error[256];
+        zcert_t *cert = NULL;
+        if (!zfile_is_regular (files[index]))
+            continue;
+        if (s_ends_with (path, "_secret"))
+            //  zauth skips these; a secret key has no business here
+            cmq_log_warning ("allow-list holds a secret certificate, which "
+                             "is ignored; keep only public ones there "
+                             "file=%s",
+                             path);
+        else if ((cert = cmq_curve_load_public (path, error, sizeof (error))))
+            keys++;
+        else
+            cmq_log_warning ("allow-list: %s", error);
+        zcert_destroy (&cert);
+    }
+    zdir_flatten_free (&files);
+    zdir_destroy (&dir);
+    if (keys)
+        cmq_log_info ("CURVE allow-list dir=%s keys=%zu", dirname, keys);
+    else
+        cmq_log_warning ("CURVE allow-list dir=%s holds no public "
+                         "certificate: every client and worker is refused",
+                         dirname);
+}
+
+static bool
+s_is_readable_dir (const char *path)
+{
+    struct stat info;
+    return path && stat (path, &info) == 0 && S_ISDIR (info.st_mode) &&
+           access (path, R_OK | X_OK) == 0;
+}
+
+//  Watches the router's handshakes, so refused peers reach the log:
+//  zauth logs the keys it turns away (with the peer's address), but a
+//  peer that does not speak CURVE at all is refused by libzmq before any
+//  ZAP request, and only a socket monitor hears of it.
+static int
+s_start_monitor (broker_shell_t *self)
+{
+    char endpoint[64];
+    snprintf (endpoint, sizeof (endpoint), "inproc://cartmq-monitor-%p",
+              (void *) self);
+    int events = ZMQ_EVENT_HANDSHAKE_FAILED_NO_DETAIL |
+                 ZMQ_EVENT_HANDSHAKE_FAILED_PROTOCOL |
+                 ZMQ_EVENT_HANDSHAKE_FAILED_AUTH;
+    if (zmq_socket_monitor (zsock_resolve (self->router), endpoint, events)) {
+        cmq_log_error ("cannot monitor the broker socket: %s",
+                       zmq_strerror (zmq_errno ()));
+        return -1;
+    }
+    self->monitor = zsock_new (ZMQ_PAIR);
+    zsock_set_linger (self->monitor, 0);
+    if (zsock_connect (self->monitor, "%s", endpoint)) {
+        cmq_log_error ("cannot connect the socket monitor: %s",
+                       zmq_strerror (zmq_errno ()));
+        return -1;
+    }
+    return 0;
+}
+
+static void
+s_log_refusal (uint16_t event, uint32_t value, const char *endpoint)
+{
+    if (event == ZMQ_EVENT_HANDSHAKE_FAILED_AUTH)
+        cmq_log_warning ("refused connection endpoint=%s reason=\"key not "
+                         "allowed\" zap_status=%u (zauth's lines above give "
+                         "its ipaddress and client_key)",
+                         endpoint, (unsigned) value);
+    else if (event == ZMQ_EVENT_HANDSHAKE_FAILED_PROTOCOL &&
+             value == ZMQ_PROTOCOL_ERROR_ZMTP_MECHANISM_MISMATCH)
+        cmq_log_warning ("refused connection endpoint=%s reason=\"peer does "
+                         "not use CURVE (plain text?)\"",
+                         endpoint);
+    else if (event == ZMQ_EVENT_HANDSHAKE_FAILED_PROTOCOL &&
+             value == ZMQ_PROTOCOL_ERROR_ZMTP_CRYPTOGRAPHIC)
+        cmq_log_warning ("refused connection endpoint=%s reason=\"CURVE "
+                         "handshake failed (peer has the wrong server "
+                         "key?)\"",
+                         endpoint);
+    else if (event == ZMQ_EVENT_HANDSHAKE_FAILED_PROTOCOL)
+        cmq_log_warning ("refused connection endpoint=%s reason=\"handshake "
+                         "protocol error 0x%08x\"",
+                         endpoint, (unsigned) value);
+    else
+        //  Usually a peer that connected and left, such as a port probe
+        cmq_log_info ("handshake not completed endpoint=%s reason=\"%s\"",
+                      endpoint, strerror ((int) value));
+}
+
+//  A monitor event is [uint16 event, uint32 value][endpoint], in host
+//  byte order (zmq_socket_monitor(3)).
+static int
+s_on_monitor (zloop_t *loop, zsock_t *monitor, void *arg)
+{
+    (void) loop;
+    (void) arg;
+    zmsg_t *msg = zmsg_recv (monitor);
+    if (!msg)
+        return zsys_interrupted ? -1 : 0;
+    zframe_t *header = zmsg_first (msg);
+    zframe_t *address = zmsg_next (msg);
+    if (header && zframe_size (header) == 6 && address &&
+        zframe_size (address) < 256) {
+        uint16_t event;
+        uint32_t value;
+        memcpy (&event, zframe_data (header), sizeof (event));
+        memcpy (&value, zframe_data (header) + 2, sizeof (value));
+        char *endpoint = zframe_strdup (address);
+        s_log_refusal (event, value, endpoint);
+        free (endpoint);
+    }
+    zmsg_destroy (&msg);
+    return 0;
+}
+
 static int
 s_setup_curve (broker_shell_t *self, const broker_shell_config_t *config)
 {
@@ -61,7 +213,7 @@ s_setup_curve (broker_shell_t *self, const broker_shell_config_t *config)
         cmq_log_error ("--curve-secret: %s", error);
         return -1;
     }
-    if (!config->curve_clients || !zsys_file_exists (config->curve_clients)) {
+    if (!s_is_readable_dir (config->curve_clients)) {
         cmq_log_error ("--curve-clients: not a readable directory: %s",
                        config->curve_clients ? config->curve_clients : "");
         zcert_destroy (&cert);
@@ -70,15 +222,31 @@ s_setup_curve (broker_shell_t *self, const broker_shell_config_t *config)
     self->curve_clients = strdup (config->curve_clients);
     self->auth = zactor_new (zauth, NULL);
     //  Verbose zauth logs each ZAP decision with the peer's address, which
-    //  is how refusals reach the log.
-    zstr_sendx (self->auth, "VERBOSE", NULL);
-    zsock_wait (self->auth);
-    zstr_sendx (self->auth, "CURVE", self->curve_clients, NULL);
-    zsock_wait (self->auth);
+    //  is how refusals of unknown keys reach the log.
+    s_auth_command (self, "VERBOSE", NULL);
+    s_auth_command (self, "CURVE", self->curve_clients);
+    s_describe_allowed (self->curve_clients);
     zcert_apply (cert, self->router);
     zsock_set_curve_server (self->router, 1);
     zcert_destroy (&cert);
-    return 0;
+    return s_start_monitor (self);
+}
+
+//  SIGHUP: zauth builds a new certificate store from the directory on
+//  every "CURVE" command, so revoked keys are refused from the next
+//  connection on. Connections already made stay up.
+static void
+s_reload (broker_shell_t *self)
+{
+    s_reload_requested = 0;
+    if (!self->auth) {
+        cmq_log_info ("SIGHUP: nothing to reload (CURVE is off)");
+        return;
+    }
+    cmq_log_info ("SIGHUP: re-reading allowed keys dir=%s",
+                  self->curve_clients);
+    s_auth_command (self, "CURVE", self->curve_clients);
+    s_describe_allowed (self->curve_clients);
 }
 
 static void
@@ -111,24 +279,16 @@ s_on_tick (zloop_t *loop, int timer_id, void *arg)
     (void) loop;
     (void) timer_id;
     broker_shell_t *self = (broker_shell_t *) arg;
-    if (s_reload_requested) {
-        s_reload_requested = 0;
-        if (self->auth) {
-            cmq_log_info ("SIGHUP: re-reading allowed keys dir=%s",
-                          self->curve_clients);
-            zstr_sendx (self->auth, "CURVE", self->curve_clients, NULL);
-            zsock_wait (self->auth);
-        }
-    }
+    if (s_reload_requested)
+        s_reload (self);
     broker_core_on_tick (self->core, s_now_us (), self->outbox);
     s_flush (self);
     return 0;
 }
 
-broker_shell_t *
-broker_shell_new (const broker_shell_config_t *config)
+static broker_shell_t *
+s_shell_new (const broker_shell_config_t *config)
 {
-    assert (config && config->endpoints);
     broker_shell_t *self = (broker_shell_t *) zmalloc (sizeof (*self));
     self->router = zsock_new (ZMQ_ROUTER);
     zsock_set_maxmsgsize (self->router, CMQ_MAX_FRAME_BYTES);
@@ -158,6 +318,8 @@ broker_shell_new (const broker_shell_config_t *config)
     self->outbox = broker_outbox_new ();
     self->loop = zloop_new ();
     zloop_reader (self->loop, self->router, s_on_router, self);
+    if (self->monitor)
+        zloop_reader (self->loop, self->monitor, s_on_monitor, self);
     //  Ticks often enough for heartbeats and queue timeouts to be on time
     //  within a tenth of an interval, never more than every 10 ms.
     int tick_ms = config->core.heartbeat_ms / 10;
@@ -166,12 +328,29 @@ broker_shell_new (const broker_shell_config_t *config)
     if (tick_ms < 10)
         tick_ms = 10;
     zloop_timer (self->loop, (size_t) tick_ms, 0, s_on_tick, self);
+    return self;
+}
 
+broker_shell_t *
+broker_shell_new (const broker_shell_config_t *config)
+{
+    assert (config && config->endpoints);
+    //  SIGHUP must reach only this thread. A thread of zauth's that took
+    //  it would see its poll interrupted and end; libzmq then lets every
+    //  CURVE client in, as there is no ZAP handler left to ask. Threads
+    //  inherit the mask, so block it while the sockets and actors (and so
+    //  their threads) are made, then take it here.
+    sigset_t hangup;
+    sigemptyset (&hangup);
+    sigaddset (&hangup, SIGHUP);
+    pthread_sigmask (SIG_BLOCK, &hangup, NULL);
+    broker_shell_t *self = s_shell_new (config);
     struct sigaction action;
     memset (&action, 0, sizeof (action));
     action.sa_handler = s_on_sighup;
     sigemptyset (&action.sa_mask);
     sigaction (SIGHUP, &action, NULL);
+    pthread_sigmask (SIG_UNBLOCK, &hangup, NULL);
     return self;
 }
 
@@ -179,7 +358,12 @@ int
 broker_shell_run (broker_shell_t *self)
 {
     assert (self);
-    zloop_start (self->loop);
+    //  A signal that interrupts zloop's poll ends zloop_start. SIGHUP is
+    //  no reason to stop: reload and go on. SIGINT and SIGTERM set
+    //  zsys_interrupted; a handler that returns -1 makes zloop_start -1.
+    while (zloop_start (self->loop) == 0 && !zsys_interrupted &&
+           s_reload_requested)
+        s_reload (self);
     //  Tell workers at once, so they look for the next broker now rather
     //  than after liveness intervals.
     broker_core_disconnect_all (self->core, self->outbox);
@@ -197,6 +381,9 @@ broker_shell_destroy (broker_shell_t **self_p)
     zloop_destroy (&self->loop);
     broker_outbox_destroy (&self->outbox);
     broker_core_destroy (&self->core);
+    if (self->monitor)
+        zmq_socket_monitor (zsock_resolve (self->router), NULL, 0);
+    zsock_destroy (&self->monitor);
     zsock_destroy (&self->router);
     zactor_destroy (&self->auth);
     free (self->curve_clients);

@@ -1,6 +1,239 @@
-//  main.c - stub
-int
-main (void)
+//  main.c - cartmq-worker: serves the cart service from Redis over MDP
+//
+//  Reads flags and the "worker" section of --config, then either runs the
+//  worker loop or (--processes N > 1) supervises N copies of itself. The
+//  loop takes one request, drains up to --concurrency more that are already
+//  waiting, answers them all with one Redis pipeline, and goes round again;
+//  every wait is bounded so SIGINT/SIGTERM stop it promptly.
+
+#include <czmq.h>
+#include <signal.h>
+
+#include "cart_service.h"
+#include "cart_store.h"
+#include "cartmq/log.h"
+#include "cartmq/options.h"
+#include "cartmq/worker.h"
+#include "supervisor.h"
+
+#define S_PROGRAM        "cartmq-worker"
+#define S_WAIT_MS        250   //  longest wait before checking interrupts
+#define S_MAX_TIMEOUT_MS 1000  //  longest Redis call
+
+typedef struct {
+    char *connect;
+    char *redis;
+    char *service;
+    int64_t heartbeat_ms;
+    int64_t liveness;
+    int64_t concurrency;
+    int64_t processes;
+    char *curve_server;
+    char *curve_cert;
+    bool is_verbose;
+    bool is_echo;
+    bool use_syslog;
+} s_settings_t;
+
+static cmq_options_result_t
+s_parse (int argc, char **argv, s_settings_t *settings, cmq_option_t *table)
 {
+    cmq_options_spec_t spec = {
+        S_PROGRAM,
+        "[--connect ENDPOINT] [--redis URL] [--service NAME] "
+        "[--heartbeat-ms N] [--liveness N] [--concurrency N] "
+        "[--processes N] [--config FILE] "
+        "[--curve-server PUBLIC_CERTFILE --curve-cert CERTFILE] [--echo] "
+        "[--log-syslog] [--verbose]",
+        "worker", false
+    };
+    int positional_count = 0;
+    int next_arg = 0;
+    cmq_options_result_t result = cmq_options_parse (
+      &spec, table, argc, argv, NULL, 0, &positional_count, &next_arg);
+    if (result != CMQ_OPTIONS_OK)
+        return result;
+    if (!settings->curve_server != !settings->curve_cert) {
+        fprintf (stderr, "%s: --curve-server and --curve-cert go together\n",
+                 S_PROGRAM);
+        return CMQ_OPTIONS_ERROR;
+    }
+    return CMQ_OPTIONS_OK;
+}
+
+//  Every Redis call must end well inside the broker's patience with us.
+static int
+s_redis_timeout_ms (const s_settings_t *settings)
+{
+    int64_t third = settings->heartbeat_ms * settings->liveness / 3;
+    if (third > S_MAX_TIMEOUT_MS)
+        third = S_MAX_TIMEOUT_MS;
+    return third < 10 ? 10 : (int) third;
+}
+
+//  Sends each reply, or drops the ticket of a request left unanswered.
+static void
+s_send_replies (cmq_worker_t *worker, cmq_worker_ticket_t *tickets,
+                zmsg_t **replies, size_t count)
+{
+    for (size_t i = 0; i < count; i++) {
+        if (replies[i])
+            cmq_worker_reply (worker, &tickets[i], &replies[i]);
+        else
+            cmq_log_error ("no reply built, request dropped");
+        zmsg_destroy (&replies[i]);
+        zframe_destroy (&tickets[i].address);
+    }
+}
+
+//  The serving loop, until interrupted. service is NULL with --echo.
+static void
+s_serve (cmq_worker_t *worker, cart_service_t *service, size_t concurrency)
+{
+    zmsg_t **bodies = (zmsg_t **) zmalloc (concurrency * sizeof (zmsg_t *));
+    zmsg_t **replies = (zmsg_t **) zmalloc (concurrency * sizeof (zmsg_t *));
+    cmq_worker_ticket_t *tickets = (cmq_worker_ticket_t *) zmalloc (
+      concurrency * sizeof (cmq_worker_ticket_t));
+    while (!zsys_interrupted) {
+        size_t count = 0;
+        bodies[0] = cmq_worker_recv (worker, S_WAIT_MS, &tickets[0]);
+        if (!bodies[0])
+            continue;  //  quiet, or interrupted
+        //  The broker may have sent more (credit > 1): take what is here.
+        for (count = 1; count < concurrency; count++) {
+            bodies[count] = cmq_worker_recv (worker, 0, &tickets[count]);
+            if (!bodies[count])
+                break;
+        }
+        if (count > 1)
+            cmq_log_debug ("batch requests=%zu", count);
+        if (service) {
+            cart_service_handle (service, bodies, replies, count);
+            for (size_t i = 0; i < count; i++)
+                zmsg_destroy (&bodies[i]);
+        } else
+            for (size_t i = 0; i < count; i++) {
+                replies[i] = bodies[i];
+                bodies[i] = NULL;
+            }
+        s_send_replies (worker, tickets, replies, count);
+        cmq_worker_tick (worker);
+    }
+    free (bodies);
+    free (replies);
+    free (tickets);
+}
+
+static int
+s_run_worker (const s_settings_t *settings, const cart_store_url_t *url)
+{
+    //  hiredis writes with write(2): a closed Redis socket must be an
+    //  error to handle, not a SIGPIPE that kills us.
+    signal (SIGPIPE, SIG_IGN);
+    cmq_worker_config_t config;
+    cmq_worker_config_defaults (&config);
+    config.endpoint = settings->connect;
+    config.service = settings->service;
+    config.heartbeat_ms = (int) settings->heartbeat_ms;
+    config.liveness = (int) settings->liveness;
+    config.credit = (int) settings->concurrency;
+    config.curve_server = settings->curve_server;
+    config.curve_cert = settings->curve_cert;
+    cmq_worker_t *worker = cmq_worker_new (&config);
+    if (!worker) {
+        const char *why = cmq_worker_error ();
+        fprintf (stderr, "%s: %s\n", S_PROGRAM, why ? why : "cannot start");
+        return 2;
+    }
+    cart_store_t *store = NULL;
+    cart_service_t *service = NULL;
+    char where[400] = "none";
+    if (!settings->is_echo) {
+        cart_store_url_describe (url, where, sizeof (where));
+        store = cart_store_new (url, s_redis_timeout_ms (settings));
+        service = cart_service_new (store, (size_t) settings->concurrency);
+        cart_store_connect (store);  //  a failure is logged; we retry later
+    }
+    cmq_log_info ("worker started service=%s connect=%s redis=%s "
+                  "concurrency=%d echo=%s pid=%d",
+                  settings->service, settings->connect, where,
+                  (int) settings->concurrency, settings->is_echo ? "yes" : "no",
+                  (int) getpid ());
+    s_serve (worker, service, (size_t) settings->concurrency);
+    cmq_log_info ("worker stopping");
+    cart_service_destroy (&service);
+    cart_store_destroy (&store);
+    cmq_worker_destroy (&worker);
     return 0;
+}
+
+int
+main (int argc, char **argv)
+{
+    s_settings_t settings = { 0 };
+    settings.heartbeat_ms = CMQ_DEFAULT_HEARTBEAT_MS;
+    settings.liveness = CMQ_DEFAULT_LIVENESS;
+    settings.concurrency = 1;
+    settings.processes = 1;
+    cmq_option_t table[] = {
+        { "connect", CMQ_OPT_STRING, "ENDPOINT",
+          "broker endpoint (default tcp://127.0.0.1:5555)", 0, 0,
+          &settings.connect },
+        { "redis", CMQ_OPT_STRING, "URL",
+          "redis://[[USER]:PASS@]HOST:PORT/DB or unix:///PATH[?db=N] "
+          "(default " CART_STORE_DEFAULT_URL ")",
+          0, 0, &settings.redis },
+        { "service", CMQ_OPT_STRING, "NAME", "service name (default cart)", 0,
+          0, &settings.service },
+        { "heartbeat-ms", CMQ_OPT_INT, "N", "heartbeat interval (default 2500)",
+          10, 3600000, &settings.heartbeat_ms },
+        { "liveness", CMQ_OPT_INT, "N",
+          "silent intervals before the broker is dead (default 3)", 1, 1000,
+          &settings.liveness },
+        { "concurrency", CMQ_OPT_INT, "N",
+          "requests served at once, one Redis pipeline (default 1)", 1, 1000,
+          &settings.concurrency },
+        { "processes", CMQ_OPT_INT, "N",
+          "worker processes under one supervisor (default 1)", 1, 1000,
+          &settings.processes },
+        { "curve-server", CMQ_OPT_STRING, "PUBLIC_CERTFILE",
+          "broker's public certificate (CURVE)", 0, 0, &settings.curve_server },
+        { "curve-cert", CMQ_OPT_STRING, "CERTFILE",
+          "our secret certificate (CURVE)", 0, 0, &settings.curve_cert },
+        { "echo", CMQ_OPT_FLAG, NULL,
+          "reply with each request body unchanged, no Redis", 0, 0,
+          &settings.is_echo },
+        { "log-syslog", CMQ_OPT_FLAG, NULL, "log to syslog, not stderr", 0, 0,
+          &settings.use_syslog },
+        { "verbose", CMQ_OPT_FLAG, NULL, "log debug lines", 0, 0,
+          &settings.is_verbose },
+        { NULL, 0, NULL, NULL, 0, 0, NULL }
+    };
+    cmq_options_result_t parsed = s_parse (argc, argv, &settings, table);
+    if (parsed != CMQ_OPTIONS_OK) {
+        cmq_options_free (table);
+        return parsed == CMQ_OPTIONS_EXIT ? 0 : 2;
+    }
+    if (!settings.connect)
+        settings.connect = strdup ("tcp://127.0.0.1:5555");
+    if (!settings.service)
+        settings.service = strdup ("cart");
+    cart_store_url_t url;
+    char error[200];
+    if (cart_store_url_parse (settings.redis ? settings.redis
+                                             : CART_STORE_DEFAULT_URL,
+                              &url, error, sizeof (error))) {
+        fprintf (stderr, "%s: --redis: %s\n", S_PROGRAM, error);
+        cmq_options_free (table);
+        return 2;
+    }
+    cmq_log_init ("worker", settings.is_verbose ? CMQ_LOG_DEBUG : CMQ_LOG_INFO,
+                  settings.use_syslog);
+    zsys_init ();  //  installs the SIGINT/SIGTERM handlers
+    int rc = settings.processes > 1
+               ? supervisor_run (argc, argv, (int) settings.processes)
+               : s_run_worker (&settings, &url);
+    memset (&url, 0, sizeof (url));
+    cmq_options_free (table);
+    return rc;
 }
