@@ -335,11 +335,12 @@ broker_shell_t *
 broker_shell_new (const broker_shell_config_t *config)
 {
     assert (config && config->endpoints);
-    //  SIGHUP must reach only this thread. A thread of zauth's that took
-    //  it would see its poll interrupted and end; libzmq then lets every
-    //  CURVE client in, as there is no ZAP handler left to ask. Threads
-    //  inherit the mask, so block it while the sockets and actors (and so
-    //  their threads) are made, then take it here.
+    //  SIGHUP must reach only this thread. zauth's thread, had it taken
+    //  one, would see its poll interrupted and end (seen with CZMQ 4.2.1):
+    //  no new CURVE peer would be admitted and our next command to it would
+    //  wait forever. Threads inherit the mask, so block it while the
+    //  sockets and actors (and so their threads) are made, then take it
+    //  here.
     sigset_t hangup;
     sigemptyset (&hangup);
     sigaddset (&hangup, SIGHUP);

@@ -3,6 +3,7 @@
 #include <czmq.h>
 
 #include "broker_shell.h"
+#include "cartmq/curve.h"
 #include "cartmq/log.h"
 #include "cartmq/options.h"
 
@@ -52,6 +53,26 @@ main (int argc, char **argv)
                          "go together\n");
         cmq_options_free (table);
         return 2;
+    }
+    //  A cert that cannot be used is a bad flag value: exit 2 like one.
+    if (curve_secret) {
+        char error[256];
+        zcert_t *cert =
+          cmq_curve_load_secret (curve_secret, error, sizeof (error));
+        if (!cert) {
+            fprintf (stderr, "cartmq-broker: --curve-secret: %s\n", error);
+            cmq_options_free (table);
+            return 2;
+        }
+        zcert_destroy (&cert);
+        if (zsys_file_mode (curve_clients) < 0 ||
+            !S_ISDIR (zsys_file_mode (curve_clients))) {
+            fprintf (stderr,
+                     "cartmq-broker: --curve-clients: not a directory: %s\n",
+                     curve_clients);
+            cmq_options_free (table);
+            return 2;
+        }
     }
     cmq_log_init ("broker", verbose ? CMQ_LOG_DEBUG : CMQ_LOG_INFO, log_syslog);
 

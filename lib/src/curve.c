@@ -40,7 +40,7 @@ s_fail (char *error, size_t error_size, const char *format, ...)
 static bool
 s_is_blank_or_comment (const char *scan)
 {
-    while (isspace ((unsigned char)*scan))
+    while (isspace ((unsigned char) *scan))
         scan++;
     return *scan == '\0' || *scan == '#';
 }
@@ -48,7 +48,7 @@ s_is_blank_or_comment (const char *scan)
 static bool
 s_is_namechar (char thischar)
 {
-    return isalnum ((unsigned char)thischar) ||
+    return isalnum ((unsigned char) thischar) ||
            (thischar && strchr ("$-_@.&+/", thischar));
 }
 
@@ -62,14 +62,14 @@ s_is_zpl (const char *text)
     int path_depth = 0;  //  deepest level that may hold a child
     while (*text) {
         const char *eoln = strchr (text, '\n');
-        size_t length = eoln ? (size_t)(eoln - text) : strlen (text);
+        size_t length = eoln ? (size_t) (eoln - text) : strlen (text);
         if (length > S_MAX_ZPL_LINE)
             return false;
         char line[S_MAX_ZPL_LINE + 1];
         memcpy (line, text, length);
         line[length] = '\0';
         text += length + (eoln ? 1 : 0);
-        while (length && isspace ((unsigned char)line[length - 1]))
+        while (length && isspace ((unsigned char) line[length - 1]))
             line[--length] = '\0';
 
         const char *scan = line;
@@ -77,7 +77,7 @@ s_is_zpl (const char *text)
             scan++;
         if ((scan - line) % 4)
             return false;
-        int level = (int)((scan - line) / 4);
+        int level = (int) ((scan - line) / 4);
         const char *name = scan;
         while (*scan && s_is_namechar (*scan))
             scan++;
@@ -88,11 +88,11 @@ s_is_zpl (const char *text)
         }
         if (name[0] == '/' || scan[-1] == '/' || level > path_depth)
             return false;
-        while (isspace ((unsigned char)*scan))
+        while (isspace ((unsigned char) *scan))
             scan++;
         if (*scan == '=') {
             scan++;
-            while (isspace ((unsigned char)*scan))
+            while (isspace ((unsigned char) *scan))
                 scan++;
             if (*scan == '"' || *scan == '\'') {
                 const char *endquote = strchr (scan + 1, *scan);
@@ -122,19 +122,22 @@ s_load_tree (const char *path, mode_t *mode, char *error, size_t error_size)
         s_fail (error, error_size, "no certificate file given");
         return NULL;
     }
-    FILE *file = fopen (path, "r");
-    if (!file) {
+    //  O_NONBLOCK: a FIFO given by mistake must not hang us in open()
+    int fd = open (path, O_RDONLY | O_NONBLOCK | O_CLOEXEC);
+    if (fd == -1) {
         s_fail (error, error_size, "%s: %s", path, strerror (errno));
         return NULL;
     }
     struct stat info;
-    if (fstat (fileno (file), &info) || !S_ISREG (info.st_mode)) {
+    FILE *file = NULL;
+    if (fstat (fd, &info) || !S_ISREG (info.st_mode) ||
+        !(file = fdopen (fd, "r"))) {
         s_fail (error, error_size, "%s: not a regular file", path);
-        fclose (file);
+        close (fd);
         return NULL;
     }
     *mode = info.st_mode & 07777;
-    char *text = (char *)zmalloc (S_MAX_CERT_BYTES + 1);
+    char *text = (char *) zmalloc (S_MAX_CERT_BYTES + 1);
     size_t size = fread (text, 1, S_MAX_CERT_BYTES + 1, file);
     int read_errno = ferror (file) ? errno : 0;
     fclose (file);
@@ -185,7 +188,7 @@ cmq_curve_load_secret (const char *path, char *error, size_t error_size)
         s_fail (error, error_size,
                 "%s: secret certificate is readable by group or others "
                 "(mode %04o); chmod 600 it",
-                path, (unsigned)mode);
+                path, (unsigned) mode);
     else if (!has_public)
         s_fail (error, error_size, "%s: no valid curve/public-key", path);
     else {

@@ -16,10 +16,10 @@ cmq_log_init (const char *component, cmq_log_level_t level, bool use_syslog)
               component ? component : "cartmq");
     s_level = level;
     zsys_set_logident (s_component);
-    if (use_syslog) {
+    //  Logs are diagnostics: stderr, leaving stdout to program output.
+    zsys_set_logstream (use_syslog ? NULL : stderr);
+    if (use_syslog)
         zsys_set_logsystem (true);
-        zsys_set_logstream (NULL);
-    }
 }
 
 void
