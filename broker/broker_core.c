@@ -610,8 +610,15 @@ s_on_client_request (broker_core_t *self, zmsg_t **msg_p,
       broker_request_new (&client, &msg, service, now_us);
     self->counters.requests++;
     service->requests++;
-    request->handle = zlistx_add_end (service->queue, request);
-    s_service_dispatch (self, service, now_us, outbox);
+    //  A service with a ready worker has an empty queue: workers take
+    //  queued requests as soon as they have credit.
+    worker_t *worker = (worker_t *) zlistx_first (service->ready);
+    if (worker)
+        s_worker_take (self, worker, request, now_us, outbox);
+    else {
+        broker_request_compact (request);
+        request->handle = zlistx_add_end (service->queue, request);
+    }
 }
 
 void

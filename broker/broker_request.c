@@ -42,3 +42,24 @@ broker_request_unref (broker_request_t **self_p)
     zmsg_destroy (&self->body);
     free (self);
 }
+
+//  Frames up to 33 bytes live inside libzmq's message itself: no buffer.
+#define S_INLINE_BYTES 33
+
+void
+broker_request_compact (broker_request_t *self)
+{
+    assert (self);
+    zmsg_t *compact = zmsg_new ();
+    zframe_t *frame;
+    while ((frame = zmsg_pop (self->body))) {
+        if (zframe_size (frame) > S_INLINE_BYTES) {
+            zframe_t *copy = zframe_dup (frame);
+            zframe_destroy (&frame);
+            frame = copy;
+        }
+        zmsg_append (compact, &frame);
+    }
+    zmsg_destroy (&self->body);
+    self->body = compact;
+}

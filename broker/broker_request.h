@@ -31,6 +31,12 @@ broker_request_t *broker_request_new (zframe_t **client_p, zmsg_t **body_p,
 
 broker_request_t *broker_request_ref (broker_request_t *self);
 
+//  Gives the body frames storage of their own. libzmq hands received
+//  frames over without copying, each pinning the whole receive buffer it
+//  came in (8 KiB or more); a request that will wait in a queue copies its
+//  body once so that it holds only its own bytes.
+void broker_request_compact (broker_request_t *self);
+
 //  Drops one reference and NULLs *self_p; frees at zero.
 void broker_request_unref (broker_request_t **self_p);
 

@@ -3,6 +3,7 @@
 #include "broker_shell.h"
 
 #include <errno.h>
+#include <malloc.h>
 #include <pthread.h>
 #include <signal.h>
 #include <sys/stat.h>
@@ -23,9 +24,11 @@ struct _broker_shell_t {
     broker_outbox_t *outbox;
     zsock_t *router;
     zloop_t *loop;
-    zactor_t *auth;       //  zauth when CURVE is on, else NULL
-    zsock_t *monitor;     //  router's handshake failures, when CURVE is on
-    char *curve_clients;  //  allow-list directory, re-read on SIGHUP
+    zactor_t *auth;          //  zauth when CURVE is on, else NULL
+    zsock_t *monitor;        //  router's handshake failures, when CURVE is on
+    char *curve_clients;     //  allow-list directory, re-read on SIGHUP
+    uint64_t drops_seen;     //  dropped requests at the last tick
+    uint64_t drops_trimmed;  //  dropped requests at the last trim
 };
 
 static volatile sig_atomic_t s_reload_requested = 0;
@@ -273,6 +276,26 @@ s_on_router (zloop_t *loop, zsock_t *router, void *arg)
     return 0;
 }
 
+//  After a burst of dropped requests (clients gone, queues expired) the
+//  heap is mostly free but glibc keeps it; give it back once the burst is
+//  over so RSS returns to where it was. A rare, bounded cost.
+#define S_TRIM_AFTER_DROPS 1000
+
+static void
+s_trim_after_drops (broker_shell_t *self)
+{
+    const broker_counters_t *counters = broker_core_counters (self->core);
+    uint64_t drops = counters->dropped_expired + counters->dropped_queue_full +
+                     counters->dropped_redispatch_limit +
+                     counters->dropped_no_service;
+    bool burst_over = drops == self->drops_seen;
+    self->drops_seen = drops;
+    if (burst_over && drops - self->drops_trimmed >= S_TRIM_AFTER_DROPS) {
+        malloc_trim (0);
+        self->drops_trimmed = drops;
+    }
+}
+
 static int
 s_on_tick (zloop_t *loop, int timer_id, void *arg)
 {
@@ -283,6 +306,7 @@ s_on_tick (zloop_t *loop, int timer_id, void *arg)
         s_reload (self);
     broker_core_on_tick (self->core, s_now_us (), self->outbox);
     s_flush (self);
+    s_trim_after_drops (self);
     return 0;
 }
 
