@@ -33,6 +33,13 @@ SANITIZE = os.environ.get("CARTMQ_SANITIZE", "0").strip().lower() in ("1", "on",
 #  test measures stays comparable between the two builds.
 SCALE = 3 if SANITIZE else 1
 
+#  CARTMQ_VALGRIND=1 runs every broker under valgrind's memcheck with a
+#  full leak check (not in CI: slow); a report fails the test like a
+#  sanitizer message does. Time bounds stretch to match.
+VALGRIND = os.environ.get("CARTMQ_VALGRIND", "0").strip().lower() in ("1", "on", "true", "yes")
+if VALGRIND:
+    SCALE = 6
+
 #  Short heartbeats keep expiry-driven tests quick: a silent peer is dead
 #  after LIVENESS * HB_MS = 750 ms.
 HB_MS = 250
@@ -299,13 +306,31 @@ class Broker(Proc):
     def __init__(self, logdir, args, heartbeat_ms, liveness, port=None, name=None):
         self.port = port or free_port()
         self.endpoint = "tcp://127.0.0.1:%d" % self.port
+        name = name or "broker-%d" % self.port
+        self.valgrind_logs = Path(logdir) / ("%s.valgrind" % name)
         argv = [BROKER_BIN, "--bind", self.endpoint]
+        if VALGRIND:
+            self.valgrind_logs.mkdir(parents=True, exist_ok=True)
+            argv = ["valgrind", "--quiet", "--leak-check=full",
+                    "--show-leak-kinds=definite,indirect",
+                    "--errors-for-leak-kinds=definite,indirect",
+                    "--log-file=%s/%%p.log" % self.valgrind_logs] + argv
         if heartbeat_ms is not None:
             argv += ["--heartbeat-ms", heartbeat_ms]
         if liveness is not None:
             argv += ["--liveness", liveness]
         argv += list(args)
-        super().__init__(name or "broker-%d" % self.port, argv, logdir)
+        super().__init__(name, argv, logdir)
+
+    def sanitizer_report(self):
+        report = super().sanitizer_report()
+        if report or not VALGRIND:
+            return report
+        for log in sorted(self.valgrind_logs.glob("*.log")):
+            text = log.read_text(errors="replace").strip()
+            if text:
+                return "valgrind: " + text[:4000]
+        return None
 
     def start(self):
         super().start()
