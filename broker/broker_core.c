@@ -291,7 +291,7 @@ s_refuse (broker_core_t *self, zframe_t *identity, worker_t *worker,
     self->counters.invalid++;
     if (cmq_log_enabled (CMQ_LOG_WARNING)) {
         char *hex = zframe_strhex (identity);
-        cmq_log_warning ("invalid message peer=%s reason=%s", hex, reason);
+        cmq_log_warning ("invalid message peer=%s reason=\"%s\"", hex, reason);
         free (hex);
     }
     s_send_disconnect (identity, outbox);
@@ -621,6 +621,30 @@ s_on_client_request (broker_core_t *self, zmsg_t **msg_p,
     }
 }
 
+//  --verbose: one line per message, sizes and names, never body bytes.
+static void
+s_trace (zmsg_t *msg, cmq_mdp_status_t status, const cmq_mdp_message_t *parsed)
+{
+    char *peer = zframe_strhex (zmsg_first (msg));
+    char service[CMQ_MAX_SERVICE_NAME_BYTES + 1] = "";
+    if (status == CMQ_MDP_OK && parsed->service)
+        s_frame_to_name (parsed->service, service);
+    static const char *commands[] = { "?",     "READY",     "REQUEST",
+                                      "REPLY", "HEARTBEAT", "DISCONNECT" };
+    const char *kind = status != CMQ_MDP_OK ? "invalid"
+                       : parsed->kind == CMQ_MDP_FROM_CLIENT
+                         ? "REQUEST"
+                         : commands[parsed->command];
+    cmq_log_debug ("recv peer=%s from=%s command=%s service=%s frames=%zu "
+                   "bytes=%zu",
+                   peer,
+                   status != CMQ_MDP_OK                  ? "unknown"
+                   : parsed->kind == CMQ_MDP_FROM_CLIENT ? "client"
+                                                         : "worker",
+                   kind, service, zmsg_size (msg), zmsg_content_size (msg));
+    free (peer);
+}
+
 void
 broker_core_on_message (broker_core_t *self, zmsg_t **msg_p, int64_t now_us,
                         broker_outbox_t *outbox)
@@ -641,6 +665,8 @@ broker_core_on_message (broker_core_t *self, zmsg_t **msg_p, int64_t now_us,
     cmq_mdp_status_t status = cmq_mdp_parse (msg, &parsed);
     zmsg_prepend (msg, &identity);
     identity = zmsg_first (msg);
+    if (cmq_log_enabled (CMQ_LOG_DEBUG))
+        s_trace (msg, status, &parsed);
     if (status != CMQ_MDP_OK) {
         worker_t *worker = (worker_t *) zhashx_lookup (self->workers, identity);
         s_refuse (self, identity, worker, cmq_mdp_status_str (status), now_us,

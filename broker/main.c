@@ -17,8 +17,7 @@ main (int argc, char **argv)
     bool verbose = false, log_syslog = false;
     cmq_option_t table[] = {
         { "bind", CMQ_OPT_STRING_LIST, "ENDPOINT",
-          "bind here (repeatable; default tcp://127.0.0.1:5555)", 0, 0,
-          &binds },
+          "bind here (default tcp://127.0.0.1:5555)", 0, 0, &binds },
         { "heartbeat-ms", CMQ_OPT_INT, "N", "heartbeat interval (2500)", 10,
           3600000, &heartbeat_ms },
         { "liveness", CMQ_OPT_INT, "N",
@@ -74,7 +73,8 @@ main (int argc, char **argv)
             return 2;
         }
     }
-    cmq_log_init ("broker", verbose ? CMQ_LOG_DEBUG : CMQ_LOG_INFO, log_syslog);
+    cmq_log_init ("cartmq-broker", verbose ? CMQ_LOG_DEBUG : CMQ_LOG_INFO,
+                  log_syslog);
 
     broker_shell_config_t config;
     broker_config_defaults (&config.core);

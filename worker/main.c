@@ -227,7 +227,8 @@ main (int argc, char **argv)
         cmq_options_free (table);
         return 2;
     }
-    cmq_log_init ("worker", settings.is_verbose ? CMQ_LOG_DEBUG : CMQ_LOG_INFO,
+    cmq_log_init ("cartmq-worker",
+                  settings.is_verbose ? CMQ_LOG_DEBUG : CMQ_LOG_INFO,
                   settings.use_syslog);
     zsys_init ();  //  installs the SIGINT/SIGTERM handlers
     int rc = settings.processes > 1

@@ -25,7 +25,6 @@ from support import (BROKER_BIN, BUILD_DIR, CLI_BIN, CartClient, EXPIRY_S, HB_MS
 
 PROGRAMS = {"broker": BROKER_BIN, "worker": WORKER_BIN}
 CONFIG_DIR = REPO_DIR / "config"
-SYSTEMD_DIR = REPO_DIR / "systemd"
 #  A killed worker is forgotten after expiry; its replacement then
 #  registers within a reconnect and a backoff.
 RESTART_S = bound(EXPIRY_S + 3.0)
