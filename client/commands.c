@@ -7,6 +7,7 @@
 //  that parse are sent as they are and the service judges them, and that
 //  includes strings too long for the codec to hold.
 
+#include "bench.h"
 #include "commands.h"
 #include "json_print.h"
 
@@ -49,6 +50,7 @@
     "  services [--json]                 services with workers and queues\n"   \
     "  stats [--json] [--watch SECONDS]  broker statistics\n"                  \
     "  keygen NAME                       write certs NAME and NAME_secret\n"   \
+    "  bench [--service S] ...           load test (see bench --help)\n"       \
     "\n"                                                                       \
     "Cart commands print the reply as one line of JSON. Exit status: 0 on\n"   \
     "status 200, 1 on another status, 2 on bad usage, 3 when no reply came."
@@ -817,6 +819,14 @@ s_run_keygen (s_globals_t *globals, int argc, char **argv)
     return rc;
 }
 
+static int
+s_run_bench (s_globals_t *globals, int argc, char **argv)
+{
+    bench_globals_t bench = { globals->endpoint, globals->curve_server,
+                              globals->curve_cert, globals->timeout_ms };
+    return bench_main (&bench, argc, argv);
+}
+
 //  ---------------------------------------------------------------------
 //  The program
 
@@ -826,7 +836,8 @@ static const struct {
 } s_commands[] = { { "get", s_run_get },       { "add", s_run_add },
                    { "remove", s_run_remove }, { "update", s_run_update },
                    { "clear", s_run_clear },   { "services", s_run_services },
-                   { "stats", s_run_stats },   { "keygen", s_run_keygen } };
+                   { "stats", s_run_stats },   { "keygen", s_run_keygen },
+                   { "bench", s_run_bench } };
 
 static s_run_fn *
 s_command_lookup (const char *name)

@@ -1,0 +1,369 @@
+//  test_bench.c - cartmq bench: histogram, method mix, reply matching
+
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include <cmocka.h>
+#include <czmq.h>
+#include <stdio.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "bench.h"
+
+//  ---------------------------------------------------------------------
+//  Histogram
+
+static void
+small_values_are_reported_exactly (void **state)
+{
+    (void) state;
+    bench_histogram_t *histogram = bench_histogram_new ();
+    for (uint64_t value = 1; value <= 100; value++)
+        bench_histogram_record (histogram, value);
+    assert_int_equal (bench_histogram_count (histogram), 100);
+    assert_int_equal (bench_histogram_percentile (histogram, 50), 50);
+    assert_int_equal (bench_histogram_percentile (histogram, 99), 99);
+    assert_int_equal (bench_histogram_percentile (histogram, 100), 100);
+    assert_int_equal (bench_histogram_max (histogram), 100);
+    assert_true (bench_histogram_mean (histogram) == 50.5);
+    bench_histogram_destroy (&histogram);
+    assert_null (histogram);
+}
+
+static void
+large_values_are_within_one_in_64 (void **state)
+{
+    (void) state;
+    bench_histogram_t *histogram = bench_histogram_new ();
+    uint64_t values[] = { 129,       1000,        123457,       9999999,
+                          987654321, 60000000000, 1000000000000 };
+    for (size_t index = 0; index < sizeof (values) / sizeof (values[0]);
+         index++) {
+        bench_histogram_reset (histogram);
+        bench_histogram_record (histogram, values[index]);
+        //  A value above the maximum would be capped: record a larger one.
+        bench_histogram_record (histogram, values[index] * 4);
+        uint64_t reported = bench_histogram_percentile (histogram, 50);
+        double error = (double) reported - (double) values[index];
+        if (error < 0)
+            error = -error;
+        assert_true (error <= (double) values[index] / 64.0);
+    }
+    bench_histogram_destroy (&histogram);
+}
+
+static void
+percentiles_pick_the_right_rank (void **state)
+{
+    (void) state;
+    bench_histogram_t *histogram = bench_histogram_new ();
+    //  990 fast values and 10 slow ones: p99 is fast, p99.9 is slow.
+    for (int index = 0; index < 990; index++)
+        bench_histogram_record (histogram, 10);
+    for (int index = 0; index < 10; index++)
+        bench_histogram_record (histogram, 100);
+    assert_int_equal (bench_histogram_percentile (histogram, 99), 10);
+    assert_int_equal (bench_histogram_percentile (histogram, 99.1), 100);
+    assert_int_equal (bench_histogram_percentile (histogram, 0), 10);
+    bench_histogram_destroy (&histogram);
+}
+
+static void
+percentile_never_exceeds_the_exact_maximum (void **state)
+{
+    (void) state;
+    bench_histogram_t *histogram = bench_histogram_new ();
+    bench_histogram_record (histogram, 130);  //  bucket 130..131
+    assert_int_equal (bench_histogram_percentile (histogram, 100), 130);
+    assert_int_equal (bench_histogram_max (histogram), 130);
+    bench_histogram_destroy (&histogram);
+}
+
+static void
+empty_histogram_reports_zero (void **state)
+{
+    (void) state;
+    bench_histogram_t *histogram = bench_histogram_new ();
+    assert_int_equal (bench_histogram_percentile (histogram, 50), 0);
+    assert_int_equal (bench_histogram_max (histogram), 0);
+    assert_true (bench_histogram_mean (histogram) == 0);
+    bench_histogram_record (histogram, 5);
+    bench_histogram_reset (histogram);
+    assert_int_equal (bench_histogram_count (histogram), 0);
+    bench_histogram_destroy (&histogram);
+    bench_histogram_destroy (&histogram);  //  safe twice
+}
+
+static void
+huge_values_are_clamped_not_lost (void **state)
+{
+    (void) state;
+    bench_histogram_t *histogram = bench_histogram_new ();
+    bench_histogram_record (histogram, UINT64_MAX);
+    assert_int_equal (bench_histogram_count (histogram), 1);
+    assert_true (bench_histogram_percentile (histogram, 50) > 1000000000000);
+    bench_histogram_destroy (&histogram);
+}
+
+//  ---------------------------------------------------------------------
+//  Method mix
+
+static void
+mix_reads_names_and_weights (void **state)
+{
+    (void) state;
+    bench_mix_t mix;
+    char error[128] = "";
+    assert_int_equal (
+      bench_mix_parse ("add=60,get=30,remove=10", &mix, error, sizeof (error)),
+      0);
+    assert_int_equal (mix.weights[CMQ_CART_ADD], 60);
+    assert_int_equal (mix.weights[CMQ_CART_GET], 30);
+    assert_int_equal (mix.weights[CMQ_CART_REMOVE], 10);
+    assert_int_equal (mix.weights[CMQ_CART_UPDATE], 0);
+    assert_int_equal (mix.total, 100);
+    assert_int_equal (
+      bench_mix_parse ("clear=1,update=0", &mix, error, sizeof (error)), 0);
+    assert_int_equal (mix.weights[CMQ_CART_CLEAR], 1);
+}
+
+static void
+mix_refuses_what_it_cannot_read (void **state)
+{
+    (void) state;
+    bench_mix_t mix;
+    char error[128];
+    const char *bad[] = { "",
+                          "add",
+                          "add=",
+                          "add=x",
+                          "buy=10",
+                          "add=1,add=2",
+                          "add=0",
+                          "add=1000001",
+                          "add=1,",
+                          "add=-1",
+                          "=5",
+                          "add=10,,get=1",
+                          "add=99999999" };
+    for (size_t index = 0; index < sizeof (bad) / sizeof (bad[0]); index++) {
+        error[0] = 0;
+        assert_int_equal (
+          bench_mix_parse (bad[index], &mix, error, sizeof (error)), -1);
+        assert_true (strncmp (error, "--mix: ", 7) == 0);
+    }
+}
+
+static void
+mix_pick_follows_the_weights (void **state)
+{
+    (void) state;
+    bench_mix_t mix;
+    char error[128];
+    assert_int_equal (
+      bench_mix_parse ("get=1,add=2,remove=1", &mix, error, sizeof (error)), 0);
+    //  Methods are laid out in enum order: get, add, remove.
+    assert_int_equal (bench_mix_pick (&mix, 0), CMQ_CART_GET);
+    assert_int_equal (bench_mix_pick (&mix, 1), CMQ_CART_ADD);
+    assert_int_equal (bench_mix_pick (&mix, 2), CMQ_CART_ADD);
+    assert_int_equal (bench_mix_pick (&mix, 3), CMQ_CART_REMOVE);
+    assert_int_equal (bench_mix_pick (&mix, 4), CMQ_CART_GET);
+    assert_int_equal (bench_mix_pick (&mix, UINT32_MAX), CMQ_CART_REMOVE);
+}
+
+//  ---------------------------------------------------------------------
+//  Whole runs against a fake service
+
+//  A peer that answers each MDP client request at once: echo bodies are
+//  sent back unchanged; cart requests get the reply shape of their
+//  method, add and update naming their item as the real service does.
+static void
+s_fake_service (zsock_t *pipe, void *args)
+{
+    (void) args;
+    zsock_t *router = zsock_new_router ("tcp://127.0.0.1:*");
+    assert_non_null (router);
+    zsock_signal (pipe, 0);  //  zactor_new waits for this
+    zstr_sendf (pipe, "%s", zsock_endpoint (router));
+    zpoller_t *poller = zpoller_new (pipe, router, NULL);
+    while (true) {
+        void *which = zpoller_wait (poller, -1);
+        if (which != router)
+            break;  //  $TERM or interrupted
+        zmsg_t *msg = zmsg_recv (router);
+        zmsg_first (msg);  //  routing id
+        zmsg_next (msg);   //  ""
+        zmsg_next (msg);   //  MDPC01
+        zframe_t *service = zmsg_next (msg);
+        zframe_t *body = zmsg_next (msg);
+        if (zframe_streq (service, "cart")) {
+            cmq_cart_request_t request;
+            char error[128];
+            cmq_cart_reply_t reply;
+            memset (&reply, 0, sizeof (reply));
+            reply.status =
+              cmq_cart_request_decode (zframe_data (body), zframe_size (body),
+                                       &request, error, sizeof (error));
+            reply.method = request.method;
+            reply.item_id = request.item.id;
+            reply.quantity = 1;
+            snprintf (reply.message, sizeof (reply.message), "%s",
+                      request.method == CMQ_CART_REMOVE ? "Item removed"
+                                                        : "Cart cleared");
+            if (reply.status != 200)
+                snprintf (reply.error, sizeof (reply.error), "%s", error);
+            size_t size = 0;
+            void *encoded = cmq_cart_reply_encode (&reply, &size);
+            zframe_reset (body, encoded, size);
+            free (encoded);
+        }
+        zmsg_send (&msg, router);
+    }
+    zpoller_destroy (&poller);
+    zsock_destroy (&router);
+}
+
+//  Runs bench_main with stdout captured; returns its exit code and
+//  the last line it printed.
+static int
+s_run_captured (char **argv, int argc, char *output, size_t output_size)
+{
+    fflush (stdout);
+    FILE *capture = tmpfile ();
+    assert_non_null (capture);
+    int saved = dup (STDOUT_FILENO);
+    dup2 (fileno (capture), STDOUT_FILENO);
+    bench_globals_t globals = { NULL, NULL, NULL, 2500 };
+    int rc = bench_main (&globals, argc, argv);
+    fflush (stdout);
+    dup2 (saved, STDOUT_FILENO);
+    close (saved);
+    rewind (capture);
+    output[0] = 0;
+    char line[2048];
+    while (fgets (line, sizeof (line), capture))
+        snprintf (output, output_size, "%s", line);
+    fclose (capture);
+    return rc;
+}
+
+static void
+echo_run_matches_every_reply_to_its_request (void **state)
+{
+    (void) state;
+    zactor_t *fake = zactor_new (s_fake_service, NULL);
+    char *endpoint = zstr_recv (fake);
+    char *argv[] = { "bench", "--connect",  endpoint, "--service",
+                     "echo",  "--clients",  "3",      "--window",
+                     "5",     "--requests", "600",    "--size",
+                     "40",    "--json" };
+    char output[2048];
+    int rc = s_run_captured (argv, 14, output, sizeof (output));
+    assert_int_equal (rc, 0);
+    assert_non_null (strstr (output, "\"requests\":600,"));
+    assert_non_null (strstr (output, "\"sent\":600,"));
+    assert_non_null (strstr (output, "\"errors\":0,"));
+    assert_non_null (strstr (output, "\"late\":0,"));
+    assert_non_null (strstr (output, "\"latency_exact\":true"));
+    zstr_free (&endpoint);
+    zactor_destroy (&fake);
+}
+
+static void
+cart_run_matches_every_method_of_the_mix (void **state)
+{
+    (void) state;
+    zactor_t *fake = zactor_new (s_fake_service, NULL);
+    char *endpoint = zstr_recv (fake);
+    char *argv[] = { "bench",
+                     "--connect",
+                     endpoint,
+                     "--clients",
+                     "2",
+                     "--window",
+                     "4",
+                     "--requests",
+                     "400",
+                     "--mix",
+                     "add=40,get=20,remove=20,update=10,clear=10",
+                     "--request-ids",
+                     "--json" };
+    char output[2048];
+    int rc = s_run_captured (argv, 13, output, sizeof (output));
+    assert_int_equal (rc, 0);
+    assert_non_null (strstr (output, "\"requests\":400,"));
+    assert_non_null (strstr (output, "\"errors\":0,"));
+    assert_non_null (strstr (output, "\"late\":0,"));
+    assert_non_null (strstr (output, "\"bad_replies\":0,"));
+    assert_non_null (strstr (output, "\"statuses\":{\"200\":400}"));
+    assert_non_null (strstr (output, "\"latency_exact\":false"));
+    zstr_free (&endpoint);
+    zactor_destroy (&fake);
+}
+
+static void
+silent_service_counts_timeouts_and_exits_3 (void **state)
+{
+    (void) state;
+    //  A bound ROUTER that never answers.
+    zsock_t *router = zsock_new_router ("tcp://127.0.0.1:*");
+    char *argv[] = { "bench",
+                     "--connect",
+                     (char *) zsock_endpoint (router),
+                     "--service",
+                     "echo",
+                     "--requests",
+                     "3",
+                     "--window",
+                     "3",
+                     "--timeout-ms",
+                     "100",
+                     "--json" };
+    char output[2048];
+    int rc = s_run_captured (argv, 12, output, sizeof (output));
+    assert_int_equal (rc, 3);
+    assert_non_null (strstr (output, "\"timeouts\":3,"));
+    assert_non_null (strstr (output, "\"requests\":0,"));
+    zsock_destroy (&router);
+}
+
+static void
+bad_flags_exit_2_before_connecting (void **state)
+{
+    (void) state;
+    char *bad_mix[] = { "bench", "--mix", "buy=1" };
+    char *bad_window[] = { "bench", "--window", "1001" };
+    char *bad_size[] = { "bench", "--service", "echo", "--size", "4" };
+    char *positional[] = { "bench", "extra" };
+    char output[2048];
+    assert_int_equal (s_run_captured (bad_mix, 3, output, sizeof (output)), 2);
+    assert_int_equal (s_run_captured (bad_window, 3, output, sizeof (output)),
+                      2);
+    assert_int_equal (s_run_captured (bad_size, 5, output, sizeof (output)), 2);
+    assert_int_equal (s_run_captured (positional, 2, output, sizeof (output)),
+                      2);
+}
+
+int
+main (void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test (small_values_are_reported_exactly),
+        cmocka_unit_test (large_values_are_within_one_in_64),
+        cmocka_unit_test (percentiles_pick_the_right_rank),
+        cmocka_unit_test (percentile_never_exceeds_the_exact_maximum),
+        cmocka_unit_test (empty_histogram_reports_zero),
+        cmocka_unit_test (huge_values_are_clamped_not_lost),
+        cmocka_unit_test (mix_reads_names_and_weights),
+        cmocka_unit_test (mix_refuses_what_it_cannot_read),
+        cmocka_unit_test (mix_pick_follows_the_weights),
+        cmocka_unit_test (echo_run_matches_every_reply_to_its_request),
+        cmocka_unit_test (cart_run_matches_every_method_of_the_mix),
+        cmocka_unit_test (silent_service_counts_timeouts_and_exits_3),
+        cmocka_unit_test (bad_flags_exit_2_before_connecting),
+    };
+    return cmocka_run_group_tests (tests, NULL, NULL);
+}
