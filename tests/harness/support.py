@@ -311,7 +311,7 @@ class Broker(Proc):
         argv = [BROKER_BIN, "--bind", self.endpoint]
         if VALGRIND:
             self.valgrind_logs.mkdir(parents=True, exist_ok=True)
-            argv = ["valgrind", "--quiet", "--leak-check=full",
+            argv = ["/usr/bin/valgrind", "--quiet", "--leak-check=full",
                     "--show-leak-kinds=definite,indirect",
                     "--errors-for-leak-kinds=definite,indirect",
                     "--log-file=%s/%%p.log" % self.valgrind_logs] + argv
