@@ -2,6 +2,8 @@
 
 #include "json_print.h"
 
+#include "cartmq/msgpack_scan.h"
+
 #include <float.h>
 #include <inttypes.h>
 #include <stdbool.h>
@@ -279,94 +281,11 @@ json_print_object (const msgpack_object *object, size_t *length_p)
     return buffer.data;
 }
 
-//  Reads the header of the object at *pos_p, checks that its payload is
-//  all there and skips it. *children_p gets the number of objects inside
-//  it (map entries count twice). Returns 0, or -1 if the bytes lie.
-static int
-s_scan_header (const unsigned char *data, size_t size, size_t *pos_p,
-               uint64_t *children_p)
-{
-    size_t pos = *pos_p;
-    unsigned char byte = data[pos++];
-    size_t width = 0;       //  bytes of big-endian length after the byte
-    uint64_t payload = 0;   //  bytes of data after the length
-    unsigned per_unit = 0;  //  children per length unit: 1 array, 2 map
-    *children_p = 0;
-    if (byte <= 0x7F || byte >= 0xE0)
-        ;  //  fixint
-    else if (byte <= 0x8F)
-        *children_p = 2 * (uint64_t) (byte & 0x0F);
-    else if (byte <= 0x9F)
-        *children_p = byte & 0x0F;
-    else if (byte <= 0xBF)
-        payload = byte & 0x1F;
-    else if (byte >= 0xD4 && byte <= 0xD8)
-        payload = 1 + (1u << (byte - 0xD4));  //  fixext: type + data
-    else if (byte == 0xC7 || byte == 0xC8 || byte == 0xC9) {
-        width = byte == 0xC7 ? 1 : byte == 0xC8 ? 2 : 4;
-        payload = 1;  //  ext: the type byte
-    } else if (byte == 0xC4 || byte == 0xC5 || byte == 0xC6)
-        width = (size_t) 1 << (byte - 0xC4);  //  bin
-    else if (byte == 0xD9 || byte == 0xDA || byte == 0xDB)
-        width = (size_t) 1 << (byte - 0xD9);  //  str
-    else if (byte >= 0xCA && byte <= 0xD3) {
-        static const unsigned char sizes[] = { 4, 8, 1, 2, 4, 8, 1, 2, 4, 8 };
-        payload = sizes[byte - 0xCA];  //  float, uint, int
-    } else if (byte >= 0xDC && byte <= 0xDF) {
-        width = byte == 0xDC || byte == 0xDE ? 2 : 4;
-        per_unit = byte <= 0xDD ? 1 : 2;
-    } else if (byte != 0xC0 && byte != 0xC2 && byte != 0xC3)
-        return -1;  //  0xC1 is never used
-    if (size - pos < width)
-        return -1;
-    uint64_t length = 0;
-    for (size_t index = 0; index < width; index++)
-        length = (length << 8) | data[pos++];
-    if (per_unit)
-        *children_p = length * per_unit;
-    else
-        payload += length;
-    if (payload > size - pos)
-        return -1;
-    pos += (size_t) payload;
-    //  Every object takes a byte at least.
-    if (*children_p > size - pos)
-        return -1;
-    *pos_p = pos;
-    return 0;
-}
-
-//  True if data holds exactly one well-formed object. Iterative, so
-//  hostile nesting costs no stack.
-static bool
-s_scan (const unsigned char *data, size_t size)
-{
-    uint64_t left[S_MAX_UNPACK_DEPTH + 1];  //  objects to read per level
-    int depth = 0;
-    left[0] = 1;
-    size_t pos = 0;
-    while (depth >= 0) {
-        if (left[depth] == 0) {
-            depth--;
-            continue;
-        }
-        left[depth]--;
-        uint64_t children;
-        if (pos == size || s_scan_header (data, size, &pos, &children) != 0)
-            return false;
-        if (children > 0) {
-            if (depth == S_MAX_UNPACK_DEPTH)
-                return false;
-            left[++depth] = children;
-        }
-    }
-    return pos == size;
-}
-
 int
 json_print_unpack (const void *data, size_t size, msgpack_unpacked *unpacked)
 {
-    if (!data || size == 0 || !s_scan ((const unsigned char *) data, size))
+    if (!data || size == 0 ||
+        cmq_msgpack_scan (data, size, S_MAX_UNPACK_DEPTH, NULL, 0) != 0)
         return -1;
     size_t offset = 0;
     if (msgpack_unpack_next (unpacked, (const char *) data, size, &offset) !=

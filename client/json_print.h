@@ -24,12 +24,12 @@ char *json_print_object (const msgpack_object *object, size_t *length_p);
 
 //  Unpacks data, which must hold exactly one msgpack object, into
 //  *unpacked (the caller inits it before and destroys it after, on any
-//  return). The bytes are scanned first: msgpack-c allocates a container
-//  as soon as it reads its declared length, so a few hostile bytes could
-//  claim gigabytes; a container that declares more elements than bytes
-//  remain, nesting past msgpack-c's 32 levels, truncation and trailing
-//  bytes are refused before it runs. Returns 0, or -1. Strings in the
-//  result point into data, which must outlive *unpacked.
+//  return). The bytes go through cmq_msgpack_scan first: msgpack-c
+//  allocates a container as soon as it reads its declared length, so a few
+//  hostile bytes could claim gigabytes; a container that declares more
+//  elements than bytes remain, nesting past msgpack-c's 32 levels,
+//  truncation and trailing bytes are refused before it runs. Returns 0, or
+//  -1. Strings in the result point into data, which must outlive *unpacked.
 int json_print_unpack (const void *data, size_t size,
                        msgpack_unpacked *unpacked);
 

@@ -1,18 +1,16 @@
 //  cart_codec.c - the cart service's msgpack requests and replies (§4)
 //
-//  Decoding takes two passes. msgpack-c trusts what it reads: it allocates
-//  a whole array as soon as it sees the declared length, and nests as deep
-//  as the input says. So s_scan first walks every object in the raw bytes,
-//  iteratively and without building anything, and refuses truncation (a
-//  container declaring more elements than bytes remain fails at its
-//  header), nesting past S_MAX_DEPTH and trailing bytes. A body that passes
-//  holds at most one object per byte, so what msgpack_unpack_next then
-//  allocates in its zone is bounded by the body, itself at most 1 MiB.
-//  Fields are then checked one by one, strictly: msgpack str only for
-//  strings, msgpack integers only for numbers, every range checked on the
-//  raw uint64 / int64 so nothing wraps.
+//  Decoding takes two passes. msgpack-c trusts what it reads, so
+//  cmq_msgpack_scan (msgpack_scan.h) first walks the raw bytes and refuses
+//  truncation, declared lengths past the end, nesting past S_MAX_DEPTH and
+//  trailing bytes; what msgpack_unpack_next then allocates in its zone is
+//  bounded by the body, itself at most 1 MiB. Fields are then checked one
+//  by one, strictly: msgpack str only for strings, msgpack integers only
+//  for numbers, every range checked on the raw uint64 / int64 so nothing
+//  wraps.
 
 #include "cartmq/cart_codec.h"
+#include "cartmq/msgpack_scan.h"
 
 #include <assert.h>
 #include <inttypes.h>
@@ -109,182 +107,7 @@ cmq_cart_str_set (cmq_cart_str_t *str, const char *value, size_t max_bytes)
 }
 
 //  --------------------------------------------------------------------------
-//  Pass one: the byte scan
-
-static uint64_t
-s_big_endian (const uint8_t *data, size_t width)
-{
-    uint64_t value = 0;
-    for (size_t index = 0; index < width; index++)
-        value = (value << 8) | data[index];
-    return value;
-}
-
-//  Steps over one object's header and payload at *pos_p. Containers are
-//  not entered: their element count (map pairs count twice) goes to
-//  *children_p for the caller to walk.
-static int
-s_scan_one (const uint8_t *data, size_t size, size_t *pos_p,
-            uint64_t *children_p, s_error_t *error)
-{
-    size_t pos = *pos_p;
-    uint8_t byte = data[pos++];
-    size_t width = 0;       //  bytes of length field after the type byte
-    uint64_t payload = 0;   //  bytes after that (added to the length)
-    int elements_each = 0;  //  1 array, 2 map: the length counts elements
-    *children_p = 0;
-
-    if (byte <= 0x7f || byte >= 0xe0 || byte == 0xc0 || byte == 0xc2 ||
-        byte == 0xc3)
-        ;  //  fixint, nil, bool
-    else if (byte <= 0x8f)
-        *children_p = 2 * (uint64_t) (byte & 0x0f);
-    else if (byte <= 0x9f)
-        *children_p = byte & 0x0f;
-    else if (byte <= 0xbf)
-        payload = byte & 0x1f;  //  fixstr
-    else
-        switch (byte) {
-            case 0xc4:
-            case 0xd9:
-                width = 1;
-                break;  //  bin8, str8
-            case 0xc5:
-            case 0xda:
-                width = 2;
-                break;
-            case 0xc6:
-            case 0xdb:
-                width = 4;
-                break;
-            case 0xc7:
-                width = 1;
-                payload = 1;
-                break;  //  ext: + type
-            case 0xc8:
-                width = 2;
-                payload = 1;
-                break;
-            case 0xc9:
-                width = 4;
-                payload = 1;
-                break;
-            case 0xca:
-                payload = 4;
-                break;  //  float32
-            case 0xcb:
-                payload = 8;
-                break;
-            case 0xcc:
-            case 0xd0:
-                payload = 1;
-                break;  //  (u)int8
-            case 0xcd:
-            case 0xd1:
-                payload = 2;
-                break;
-            case 0xce:
-            case 0xd2:
-                payload = 4;
-                break;
-            case 0xcf:
-            case 0xd3:
-                payload = 8;
-                break;
-            case 0xd4:
-                payload = 2;
-                break;  //  fixext 1
-            case 0xd5:
-                payload = 3;
-                break;
-            case 0xd6:
-                payload = 5;
-                break;
-            case 0xd7:
-                payload = 9;
-                break;
-            case 0xd8:
-                payload = 17;
-                break;
-            case 0xdc:
-                width = 2;
-                elements_each = 1;
-                break;
-            case 0xdd:
-                width = 4;
-                elements_each = 1;
-                break;
-            case 0xde:
-                width = 2;
-                elements_each = 2;
-                break;
-            case 0xdf:
-                width = 4;
-                elements_each = 2;
-                break;
-            default:
-                return s_fail (error, "not msgpack: byte 0x%02x at %zu", byte,
-                               pos - 1);
-        }
-    if (size - pos < width)
-        return s_fail (error, "truncated msgpack at byte %zu", pos);
-    uint64_t length = s_big_endian (data + pos, width);
-    pos += width;
-    if (elements_each)
-        *children_p = length * (uint64_t) elements_each;
-    else
-        payload += length;
-    if (payload > size - pos)
-        return s_fail (error,
-                       "truncated msgpack: %" PRIu64
-                       " bytes declared at byte %zu, %zu left",
-                       payload, pos, size - pos);
-    //  Every element takes a byte at least, so more is a lie or a cut:
-    //  say so at the header rather than after walking what is there.
-    if (*children_p > size - pos)
-        return s_fail (error,
-                       "truncated msgpack: %" PRIu64
-                       " elements declared at byte %zu, %zu bytes left",
-                       *children_p, pos, size - pos);
-    *pos_p = pos + (size_t) payload;
-    return 0;
-}
-
-//  Checks that the bytes hold exactly one well-formed object, nested at
-//  most S_MAX_DEPTH deep. Iterative, so hostile nesting costs no stack.
-static int
-s_scan (const uint8_t *data, size_t size, s_error_t *error)
-{
-    uint64_t left[S_MAX_DEPTH + 1];  //  objects still to read per level
-    int depth = 0;
-    left[0] = 1;
-    size_t pos = 0;
-    while (depth >= 0) {
-        if (left[depth] == 0) {
-            depth--;
-            continue;
-        }
-        left[depth]--;
-        if (pos == size)
-            return s_fail (error, "truncated msgpack at byte %zu", pos);
-        uint64_t children;
-        if (s_scan_one (data, size, &pos, &children, error))
-            return -1;
-        if (children > 0) {
-            if (depth == S_MAX_DEPTH)
-                return s_fail (error, "msgpack nested deeper than %d levels",
-                               S_MAX_DEPTH);
-            left[++depth] = children;
-        }
-    }
-    if (pos != size)
-        return s_fail (error, "%zu trailing bytes after the msgpack object",
-                       size - pos);
-    return 0;
-}
-
-//  --------------------------------------------------------------------------
-//  Pass two: objects and fields
+//  Pass two, after cmq_msgpack_scan: objects and fields
 
 static const char *
 s_type_name (msgpack_object_type type)
@@ -387,7 +210,7 @@ s_unpack_map (const void *data, size_t size, msgpack_unpacked *unpacked,
     if (size > S_MAX_BODY_BYTES)
         return s_fail (error, "body of %zu bytes is over the %d byte limit",
                        size, S_MAX_BODY_BYTES);
-    if (s_scan ((const uint8_t *) data, size, error))
+    if (cmq_msgpack_scan (data, size, S_MAX_DEPTH, error->text, error->size))
         return -1;
     size_t offset = 0;
     msgpack_unpack_return rc =

@@ -7,7 +7,6 @@
 //  "curve/secret-key" from the ZPL tree tells the two apart.
 
 #include <czmq.h>
-#include <ctype.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <stdarg.h>
@@ -17,10 +16,10 @@
 #include <unistd.h>
 
 #include "cartmq/curve.h"
+#include "cartmq/zpl_check.h"
 
 //  A certificate is a few hundred bytes; more is not a certificate
 #define S_MAX_CERT_BYTES (64 * 1024)
-#define S_MAX_ZPL_LINE   1024
 #define S_KEY_TXT_LEN    40  //  Z85 text of a 32-byte key
 
 static void s_fail (char *error, size_t error_size, const char *format, ...)
@@ -35,75 +34,6 @@ s_fail (char *error, size_t error_size, const char *format, ...)
     va_start (args, format);
     vsnprintf (error, error_size, format, args);
     va_end (args);
-}
-
-static bool
-s_is_blank_or_comment (const char *scan)
-{
-    while (isspace ((unsigned char) *scan))
-        scan++;
-    return *scan == '\0' || *scan == '#';
-}
-
-static bool
-s_is_namechar (char thischar)
-{
-    return isalnum ((unsigned char) thischar) ||
-           (thischar && strchr ("$-_@.&+/", thischar));
-}
-
-//  True if zconfig_str_load will take text without complaint. It prints
-//  syntax errors on stdout (and misreads lines over 1024 bytes), so a stray
-//  file given as a certificate must be turned away before it gets there.
-//  These are zconfig_chunk_load's rules; options.c applies the same ones.
-static bool
-s_is_zpl (const char *text)
-{
-    int path_depth = 0;  //  deepest level that may hold a child
-    while (*text) {
-        const char *eoln = strchr (text, '\n');
-        size_t length = eoln ? (size_t) (eoln - text) : strlen (text);
-        if (length > S_MAX_ZPL_LINE)
-            return false;
-        char line[S_MAX_ZPL_LINE + 1];
-        memcpy (line, text, length);
-        line[length] = '\0';
-        text += length + (eoln ? 1 : 0);
-        while (length && isspace ((unsigned char) line[length - 1]))
-            line[--length] = '\0';
-
-        const char *scan = line;
-        while (*scan == ' ')
-            scan++;
-        if ((scan - line) % 4)
-            return false;
-        int level = (int) ((scan - line) / 4);
-        const char *name = scan;
-        while (*scan && s_is_namechar (*scan))
-            scan++;
-        if (scan == name) {
-            if (!s_is_blank_or_comment (scan))
-                return false;
-            continue;
-        }
-        if (name[0] == '/' || scan[-1] == '/' || level > path_depth)
-            return false;
-        while (isspace ((unsigned char) *scan))
-            scan++;
-        if (*scan == '=') {
-            scan++;
-            while (isspace ((unsigned char) *scan))
-                scan++;
-            if (*scan == '"' || *scan == '\'') {
-                const char *endquote = strchr (scan + 1, *scan);
-                if (!endquote || !s_is_blank_or_comment (endquote + 1))
-                    return false;
-            }
-        } else if (!s_is_blank_or_comment (scan))
-            return false;
-        path_depth = level + 1;
-    }
-    return true;
 }
 
 //  Decodes a Z85 key of exactly 40 characters into 32 bytes
@@ -142,11 +72,14 @@ s_load_tree (const char *path, mode_t *mode, char *error, size_t error_size)
     int read_errno = ferror (file) ? errno : 0;
     fclose (file);
 
+    //  zconfig prints syntax errors on stdout, so a stray file given as a
+    //  certificate is turned away by cmq_zpl_check before it gets there.
     zconfig_t *root = NULL;
     if (read_errno)
         s_fail (error, error_size, "%s: %s", path, strerror (read_errno));
     else if (size > S_MAX_CERT_BYTES || memchr (text, '\0', size) ||
-             !s_is_zpl (text) || !(root = zconfig_str_load (text)))
+             cmq_zpl_check (text, NULL, NULL, NULL) ||
+             !(root = zconfig_str_load (text)))
         s_fail (error, error_size, "%s: not a certificate file", path);
     free (text);
     return root;

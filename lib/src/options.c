@@ -4,12 +4,12 @@
 //  their order: read argv into a list of uses (syntax only, --help and
 //  --version act at once), apply the --config file, then apply the uses.
 //
-//  ZPL text is checked line by line here before zconfig sees it, for two
-//  reasons: zconfig reports syntax errors with printf on stdout (not our
-//  one-line stderr error), and it keeps no line numbers. The check follows
-//  zconfig_chunk_load's rules exactly and records the line of every item in
-//  document order, which is also the pre-order of the tree zconfig builds,
-//  so each tree node can be mapped back to its line.
+//  ZPL text goes through cmq_zpl_check (zpl_check.h) before zconfig sees
+//  it: zconfig reports syntax errors with printf on stdout (not our
+//  one-line stderr error) and keeps no line numbers. The check gives the
+//  line of every item in document order, which is also the pre-order of
+//  the tree zconfig builds, so each tree node can be mapped back to its
+//  line.
 
 #include <czmq.h>
 #include <ctype.h>
@@ -21,11 +21,9 @@
 #include <string.h>
 
 #include "cartmq/options.h"
+#include "cartmq/zpl_check.h"
 
 #define S_MAX_CONFIG_BYTES (1024 * 1024)
-//  zconfig copies each line into a 1024-byte buffer and miscounts what is
-//  left after a longer one, reading past the text: we refuse such lines.
-#define S_MAX_ZPL_LINE 1024
 //  A ZPL file holds one value per line, so a list may also be written as
 //  several words in one value: bind = "tcp://a:1, tcp://b:2"
 #define S_LIST_SEPARATORS ", \t\r\n\v\f"
@@ -40,7 +38,6 @@ typedef struct {
 typedef struct {
     int *lines;
     size_t count;
-    size_t capacity;
 } s_item_lines_t;
 
 static void s_error (const cmq_options_spec_t *spec, const char *format, ...)
@@ -82,7 +79,7 @@ s_parse_int (const char *text, int64_t min, int64_t max, int64_t *result,
              char *reason, size_t reason_size)
 {
     //  strtoll skips leading blanks and takes "": we want digits only
-    if (*text == '\0' || isspace ((unsigned char)*text)) {
+    if (*text == '\0' || isspace ((unsigned char) *text)) {
         snprintf (reason, reason_size, "not a number");
         return -1;
     }
@@ -98,7 +95,7 @@ s_parse_int (const char *text, int64_t min, int64_t max, int64_t *result,
                   "out of range (%" PRId64 "..%" PRId64 ")", min, max);
         return -1;
     }
-    *result = (int64_t)number;
+    *result = (int64_t) number;
     return 0;
 }
 
@@ -125,7 +122,7 @@ s_parse_bool (const char *text, bool *result)
 static zlist_t *
 s_list_for_use (cmq_option_t *option, bool *is_touched)
 {
-    zlist_t **list_p = (zlist_t **)option->target;
+    zlist_t **list_p = (zlist_t **) option->target;
     if (!*list_p) {
         *list_p = zlist_new ();
         zlist_autofree (*list_p);
@@ -164,8 +161,8 @@ s_apply (cmq_option_t *option, const char *value, bool from_file,
     switch (option->type) {
         case CMQ_OPT_FLAG:
             if (!from_file)
-                *(bool *)option->target = true;
-            else if (s_parse_bool (value, (bool *)option->target)) {
+                *(bool *) option->target = true;
+            else if (s_parse_bool (value, (bool *) option->target)) {
                 snprintf (reason, reason_size,
                           "not a boolean (1/0/true/false/yes/no)");
                 return -1;
@@ -173,9 +170,10 @@ s_apply (cmq_option_t *option, const char *value, bool from_file,
             return 0;
         case CMQ_OPT_INT:
             return s_parse_int (value, option->min, option->max,
-                                (int64_t *)option->target, reason, reason_size);
+                                (int64_t *) option->target, reason,
+                                reason_size);
         case CMQ_OPT_STRING: {
-            char **string_p = (char **)option->target;
+            char **string_p = (char **) option->target;
             free (*string_p);
             *string_p = strdup (value);
             return 0;
@@ -189,110 +187,12 @@ s_apply (cmq_option_t *option, const char *value, bool from_file,
             if (from_file)
                 s_append_words (list, value);
             else
-                zlist_append (list, (void *)value);
+                zlist_append (list, (void *) value);
             return 0;
         }
     }
     snprintf (reason, reason_size, "unsupported option type");
     return -1;
-}
-
-static bool
-s_is_blank_or_comment (const char *scan)
-{
-    while (isspace ((unsigned char)*scan))
-        scan++;
-    return *scan == '\0' || *scan == '#';
-}
-
-static bool
-s_is_namechar (char thischar)
-{
-    return isalnum ((unsigned char)thischar) ||
-           (thischar && strchr ("$-_@.&+/", thischar));
-}
-
-//  Checks one trimmed ZPL line as zconfig_chunk_load would. path_depth is
-//  how deep the last item went (the deepest level that may be a parent).
-//  Returns NULL if fine (is_item says whether it made a tree node), or why
-//  not.
-static const char *
-s_zpl_check_line (const char *line, int *path_depth, bool *is_item)
-{
-    *is_item = false;
-    const char *scan = line;
-    while (*scan == ' ')
-        scan++;
-    size_t indent = (size_t)(scan - line);
-    if (indent % 4)
-        return "indent by 4 spaces at a time";
-    int level = (int)(indent / 4);
-    const char *name = scan;
-    while (*scan && s_is_namechar (*scan))
-        scan++;
-    size_t name_len = (size_t)(scan - name);
-    if (name_len == 0)
-        return s_is_blank_or_comment (scan) ? NULL : "invalid syntax";
-    if (name[0] == '/' || name[name_len - 1] == '/')
-        return "'/' not valid at the start or end of a name";
-    while (isspace ((unsigned char)*scan))
-        scan++;
-    if (*scan == '=') {
-        scan++;
-        while (isspace ((unsigned char)*scan))
-            scan++;
-        if (*scan == '"' || *scan == '\'') {
-            const char *endquote = strchr (scan + 1, *scan);
-            if (!endquote)
-                return "missing closing quote";
-            if (!s_is_blank_or_comment (endquote + 1))
-                return "invalid syntax after the quoted value";
-        }
-    } else if (!s_is_blank_or_comment (scan))
-        return "invalid syntax";
-    if (level > *path_depth)
-        return "indented deeper than its parent";
-    *path_depth = level + 1;
-    *is_item = true;
-    return NULL;
-}
-
-//  Checks all of text; fills item_lines, or sets *bad_line and returns why
-static const char *
-s_zpl_check (const char *text, s_item_lines_t *items, int *bad_line)
-{
-    int path_depth = 0;
-    int lineno = 0;
-    const char *scan = text;
-    char line[S_MAX_ZPL_LINE + 1];
-    while (*scan) {
-        const char *eoln = strchr (scan, '\n');
-        size_t length = eoln ? (size_t)(eoln - scan) : strlen (scan);
-        *bad_line = ++lineno;
-        if (length > S_MAX_ZPL_LINE)
-            return "line longer than 1024 bytes";
-        memcpy (line, scan, length);
-        line[length] = '\0';
-        scan = eoln ? eoln + 1 : scan + length;
-        while (length && isspace ((unsigned char)line[length - 1]))
-            line[--length] = '\0';
-
-        bool is_item;
-        const char *reason = s_zpl_check_line (line, &path_depth, &is_item);
-        if (reason)
-            return reason;
-        if (is_item) {
-            if (items->count == items->capacity) {
-                items->capacity = items->capacity ? items->capacity * 2 : 32;
-                items->lines =
-                  (int *)realloc (items->lines, items->capacity * sizeof (int));
-                assert (items->lines);
-            }
-            items->lines[items->count++] = lineno;
-        }
-    }
-    *bad_line = 0;
-    return NULL;
 }
 
 //  Reads a whole config file as text; NULL with *reason on failure
@@ -304,7 +204,7 @@ s_read_text (const char *path, const char **reason)
         *reason = strerror (errno);
         return NULL;
     }
-    char *text = (char *)malloc (S_MAX_CONFIG_BYTES + 1);
+    char *text = (char *) malloc (S_MAX_CONFIG_BYTES + 1);
     assert (text);
     size_t size = fread (text, 1, S_MAX_CONFIG_BYTES + 1, file);
     int read_errno = ferror (file) ? errno : 0;
@@ -402,11 +302,11 @@ s_load_config (const cmq_options_spec_t *spec, cmq_option_t *table,
         s_error (spec, "%s: %s", path, reason);
         return -1;
     }
-    s_item_lines_t items = { NULL, 0, 0 };
+    s_item_lines_t items = { NULL, 0 };
     int bad_line = 0;
     int rc = -1;
     zconfig_t *root = NULL;
-    reason = s_zpl_check (text, &items, &bad_line);
+    reason = cmq_zpl_check (text, &bad_line, &items.lines, &items.count);
     if (reason)
         s_error (spec, "%s:%d: %s", path, bad_line, reason);
     else if (!(root = zconfig_str_load (text)))
@@ -437,7 +337,7 @@ s_scan_flag (const cmq_options_spec_t *spec, cmq_option_t *table, int argc,
 {
     const char *name = argv[*index] + 2;
     const char *equals = strchr (name, '=');
-    int name_len = equals ? (int)(equals - name) : (int)strlen (name);
+    int name_len = equals ? (int) (equals - name) : (int) strlen (name);
     const char *value = equals ? equals + 1 : NULL;
 
     bool is_help = name_len == 4 && memcmp (name, "help", 4) == 0;
@@ -446,7 +346,7 @@ s_scan_flag (const cmq_options_spec_t *spec, cmq_option_t *table, int argc,
       spec->section && name_len == 6 && memcmp (name, "config", 6) == 0;
     cmq_option_t *option = NULL;
     if (!is_help && !is_version && !is_config) {
-        option = s_find (table, name, (size_t)name_len);
+        option = s_find (table, name, (size_t) name_len);
         if (!option) {
             s_error (spec, "unknown option --%.*s", name_len, name);
             return S_SCAN_ERROR;
@@ -492,7 +392,7 @@ s_scan_flag (const cmq_options_spec_t *spec, cmq_option_t *table, int argc,
 static bool
 s_is_flag (const char *arg)
 {
-    return arg[0] == '-' && arg[1] && !isdigit ((unsigned char)arg[1]);
+    return arg[0] == '-' && arg[1] && !isdigit ((unsigned char) arg[1]);
 }
 
 cmq_options_result_t
@@ -508,9 +408,9 @@ cmq_options_parse (const cmq_options_spec_t *spec, cmq_option_t *table,
     const char *config_path = NULL;
     size_t use_count = 0;
     s_use_t *uses =
-      (s_use_t *)calloc ((size_t)(argc > 0 ? argc : 1), sizeof (s_use_t));
+      (s_use_t *) calloc ((size_t) (argc > 0 ? argc : 1), sizeof (s_use_t));
     size_t table_size = s_table_size (table);
-    bool *touched = (bool *)calloc (table_size + 1, sizeof (bool));
+    bool *touched = (bool *) calloc (table_size + 1, sizeof (bool));
     assert (uses && touched);
     s_scan_t scan = S_SCAN_OK;
 
@@ -569,11 +469,11 @@ cmq_options_free (cmq_option_t *table)
     for (size_t index = 0; table && table[index].name; index++) {
         cmq_option_t *option = &table[index];
         if (option->type == CMQ_OPT_STRING) {
-            char **string_p = (char **)option->target;
+            char **string_p = (char **) option->target;
             free (*string_p);
             *string_p = NULL;
         } else if (option->type == CMQ_OPT_STRING_LIST)
-            zlist_destroy ((zlist_t **)option->target);
+            zlist_destroy ((zlist_t **) option->target);
     }
 }
 
@@ -591,16 +491,16 @@ cmq_options_print_help (const cmq_options_spec_t *spec,
     printf ("Usage: %s %s\n\nOptions:\n", spec->program,
             spec->usage ? spec->usage : "[OPTIONS]");
     //  Left column: "--name METAVAR", as wide as the widest, within reason
-    int width = (int)strlen ("--version");
+    int width = (int) strlen ("--version");
     if (spec->section)
-        width = (int)strlen ("--config FILE");
+        width = (int) strlen ("--config FILE");
     for (size_t index = 0; table && table[index].name; index++) {
         const cmq_option_t *option = &table[index];
         size_t length = 2 + strlen (option->name);
         if (option->type != CMQ_OPT_FLAG)
             length += 1 + strlen (option->metavar ? option->metavar : "VALUE");
-        if ((int)length > width)
-            width = length > 30 ? 30 : (int)length;
+        if ((int) length > width)
+            width = length > 30 ? 30 : (int) length;
     }
     for (size_t index = 0; table && table[index].name; index++) {
         const cmq_option_t *option = &table[index];
