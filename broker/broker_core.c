@@ -184,7 +184,7 @@ s_drop_request (broker_request_t **request_p, const char *reason,
     broker_request_t *request = *request_p;
     service_t *service = (service_t *) request->service;
     cmq_log_warning ("request dropped reason=%s service=%s body_bytes=%zu",
-                     reason, service->name, zmsg_content_size (request->body));
+                     reason, service->name, broker_request_body_size (request));
     (*counter)++;
     broker_request_unref (request_p);
 }
@@ -345,7 +345,7 @@ s_inflight_find (worker_t *worker, zframe_t *client)
     broker_request_t *request =
       (broker_request_t *) zlistx_first (worker->inflight);
     while (request) {
-        if (s_frame_compare (request->client, client) == 0)
+        if (broker_request_is_from (request, client))
             return request;
         request = (broker_request_t *) zlistx_next (worker->inflight);
     }
@@ -616,7 +616,7 @@ s_on_client_request (broker_core_t *self, zmsg_t **msg_p,
     if (worker)
         s_worker_take (self, worker, request, now_us, outbox);
     else {
-        broker_request_compact (request);
+        broker_request_pack (request);
         request->handle = zlistx_add_end (service->queue, request);
     }
 }

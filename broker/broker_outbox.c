@@ -135,23 +135,17 @@ s_send_header (void *handle, s_entry_t *entry, const char *protocol)
     s_send_small (handle, protocol, 6, true);
 }
 
-//  ZFRAME_REUSE sends a shared copy (reference counted above 33 bytes),
-//  so a request body is never copied however many times it is sent.
 static void
 s_send_request (void *handle, s_entry_t *entry)
 {
     s_send_header (handle, entry, CMQ_MDPW_HEADER);
     byte command = CMQ_MDPW_REQUEST;
     s_send_small (handle, &command, 1, true);
-    zframe_t *client = entry->request->client;
-    s_send_small (handle, zframe_data (client), zframe_size (client), true);
+    size_t client_size;
+    const byte *client = broker_request_client (entry->request, &client_size);
+    s_send_small (handle, client, client_size, true);
     s_send_small (handle, "", 0, true);
-    zmsg_t *body = entry->request->body;
-    size_t left = zmsg_size (body);
-    for (zframe_t *part = zmsg_first (body); part; part = zmsg_next (body)) {
-        int flags = ZFRAME_REUSE | (--left ? ZFRAME_MORE : 0);
-        zframe_send (&part, handle, flags);
-    }
+    broker_request_send_body (entry->request, handle);
 }
 
 static void
@@ -216,11 +210,16 @@ s_entry_to_msg (s_entry_t *entry)
                                             : (byte) entry->command;
     zmsg_addmem (msg, &command, 1);
     if (entry->kind == S_REQUEST) {
-        zmsg_append (msg, &(zframe_t *){ zframe_dup (entry->request->client) });
+        size_t client_size;
+        const byte *client =
+          broker_request_client (entry->request, &client_size);
+        zmsg_addmem (msg, client, client_size);
         zmsg_addmem (msg, NULL, 0);
-        zmsg_t *body = entry->request->body;
-        for (zframe_t *part = zmsg_first (body); part; part = zmsg_next (body))
-            zmsg_append (msg, &(zframe_t *){ zframe_dup (part) });
+        zmsg_t *body = broker_request_body_copy (entry->request);
+        zframe_t *part;
+        while ((part = zmsg_pop (body)))
+            zmsg_append (msg, &part);
+        zmsg_destroy (&body);
     }
     return msg;
 }

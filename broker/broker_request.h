@@ -2,21 +2,31 @@
 //
 //  A request keeps the client's routing id and the body frames from the
 //  moment it arrives until its reply is delivered or it is dropped, so it
-//  can be sent again if its worker dies. Sends borrow the body frames
-//  (libzmq shares the bytes, nothing is copied), so a request is reference
-//  counted: the core holds one reference, each pending send another.
+//  can be sent again if its worker dies.
+//
+//  It has two forms. Fresh, it holds the frames as received: sends borrow
+//  them (libzmq shares the bytes, nothing is copied), which is what a
+//  request that goes straight to a worker needs. Packed, it holds one
+//  compact block with the routing id and the body: what a request waiting
+//  in a queue needs, since a received frame pins libzmq's whole receive
+//  buffer (8 KiB or more) and each frame object costs over 100 bytes.
+//
+//  Sends borrow the request, so it is reference counted: the core holds
+//  one reference, each pending send another.
 
 #ifndef BROKER_REQUEST_H
 #define BROKER_REQUEST_H
 
 #include <czmq.h>
+#include <stdbool.h>
 #include <stdint.h>
 
 typedef struct _broker_request_t broker_request_t;
 
 struct _broker_request_t {
-    zframe_t *client;       //  client routing id
-    zmsg_t *body;           //  body frames, one or more
+    zframe_t *client;       //  fresh: client routing id, else NULL
+    zmsg_t *body;           //  fresh: body frames, else NULL
+    byte *packed;           //  packed: id and body in one block, else NULL
     void *service;          //  service_t it was sent to (core's type)
     int64_t arrived_us;     //  first arrival at the broker
     int64_t dispatched_us;  //  last handed to a worker
@@ -25,19 +35,33 @@ struct _broker_request_t {
     int refs;
 };
 
-//  Takes *client_p and *body_p. One reference.
+//  Takes *client_p and *body_p (one or more frames). One reference.
 broker_request_t *broker_request_new (zframe_t **client_p, zmsg_t **body_p,
                                       void *service, int64_t arrived_us);
 
 broker_request_t *broker_request_ref (broker_request_t *self);
 
-//  Gives the body frames storage of their own. libzmq hands received
-//  frames over without copying, each pinning the whole receive buffer it
-//  came in (8 KiB or more); a request that will wait in a queue copies its
-//  body once so that it holds only its own bytes.
-void broker_request_compact (broker_request_t *self);
-
 //  Drops one reference and NULLs *self_p; frees at zero.
 void broker_request_unref (broker_request_t **self_p);
+
+//  Moves a fresh request to the packed form; nothing if packed already.
+//  Pending sends stay valid (they read the request when sent).
+void broker_request_pack (broker_request_t *self);
+
+//  The client's routing id.
+const byte *broker_request_client (broker_request_t *self, size_t *size_p);
+
+//  True if the request came from this routing id.
+bool broker_request_is_from (broker_request_t *self, zframe_t *client);
+
+//  Total bytes of body, for logs.
+size_t broker_request_body_size (broker_request_t *self);
+
+//  Sends the body frames on a socket handle as the last frames of a
+//  message being sent, without copying a fresh body.
+void broker_request_send_body (broker_request_t *self, void *handle);
+
+//  A copy of the body as a message, for tests and tools.
+zmsg_t *broker_request_body_copy (broker_request_t *self);
 
 #endif

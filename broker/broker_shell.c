@@ -19,11 +19,13 @@
 //  flood cannot starve heartbeats.
 #define S_BATCH 256
 
+static void s_drain_monitor (broker_shell_t *self);
+
 struct _broker_shell_t {
     broker_core_t *core;
     broker_outbox_t *outbox;
     zsock_t *router;
-    zloop_t *loop;
+    int64_t tick_us;         //  how often timers are checked
     zactor_t *auth;          //  zauth when CURVE is on, else NULL
     zsock_t *monitor;        //  router's handshake failures, when CURVE is on
     char *curve_clients;     //  allow-list directory, re-read on SIGHUP
@@ -143,6 +145,7 @@ s_start_monitor (broker_shell_t *self)
     }
     self->monitor = zsock_new (ZMQ_PAIR);
     zsock_set_linger (self->monitor, 0);
+    zsock_set_rcvtimeo (self->monitor, 0);
     if (zsock_connect (self->monitor, "%s", endpoint)) {
         cmq_log_error ("cannot connect the socket monitor: %s",
                        zmq_strerror (zmq_errno ()));
@@ -181,29 +184,26 @@ s_log_refusal (uint16_t event, uint32_t value, const char *endpoint)
 }
 
 //  A monitor event is [uint16 event, uint32 value][endpoint], in host
-//  byte order (zmq_socket_monitor(3)).
-static int
-s_on_monitor (zloop_t *loop, zsock_t *monitor, void *arg)
+//  byte order (zmq_socket_monitor(3)). Read without waiting, each tick.
+static void
+s_drain_monitor (broker_shell_t *self)
 {
-    (void) loop;
-    (void) arg;
-    zmsg_t *msg = zmsg_recv (monitor);
-    if (!msg)
-        return zsys_interrupted ? -1 : 0;
-    zframe_t *header = zmsg_first (msg);
-    zframe_t *address = zmsg_next (msg);
-    if (header && zframe_size (header) == 6 && address &&
-        zframe_size (address) < 256) {
-        uint16_t event;
-        uint32_t value;
-        memcpy (&event, zframe_data (header), sizeof (event));
-        memcpy (&value, zframe_data (header) + 2, sizeof (value));
-        char *endpoint = zframe_strdup (address);
-        s_log_refusal (event, value, endpoint);
-        free (endpoint);
+    zmsg_t *msg;
+    while (self->monitor && (msg = zmsg_recv (self->monitor))) {
+        zframe_t *header = zmsg_first (msg);
+        zframe_t *address = zmsg_next (msg);
+        if (header && zframe_size (header) == 6 && address &&
+            zframe_size (address) < 256) {
+            uint16_t event;
+            uint32_t value;
+            memcpy (&event, zframe_data (header), sizeof (event));
+            memcpy (&value, zframe_data (header) + 2, sizeof (value));
+            char *endpoint = zframe_strdup (address);
+            s_log_refusal (event, value, endpoint);
+            free (endpoint);
+        }
+        zmsg_destroy (&msg);
     }
-    zmsg_destroy (&msg);
-    return 0;
 }
 
 static int
@@ -259,23 +259,6 @@ s_flush (broker_shell_t *self)
         broker_outbox_send (self->outbox, self->router);
 }
 
-static int
-s_on_router (zloop_t *loop, zsock_t *router, void *arg)
-{
-    (void) loop;
-    broker_shell_t *self = (broker_shell_t *) arg;
-    for (int count = 0; count < S_BATCH; count++) {
-        if (count && !(zsock_events (router) & ZMQ_POLLIN))
-            break;
-        zmsg_t *msg = zmsg_recv (router);
-        if (!msg)
-            return zsys_interrupted ? -1 : 0;
-        broker_core_on_message (self->core, &msg, s_now_us (), self->outbox);
-    }
-    s_flush (self);
-    return 0;
-}
-
 //  After a burst of dropped requests (clients gone, queues expired) the
 //  heap is mostly free but glibc keeps it; give it back once the burst is
 //  over so RSS returns to where it was. A rare, bounded cost.
@@ -296,18 +279,15 @@ s_trim_after_drops (broker_shell_t *self)
     }
 }
 
-static int
-s_on_tick (zloop_t *loop, int timer_id, void *arg)
+static void
+s_on_tick (broker_shell_t *self, int64_t now_us)
 {
-    (void) loop;
-    (void) timer_id;
-    broker_shell_t *self = (broker_shell_t *) arg;
     if (s_reload_requested)
         s_reload (self);
-    broker_core_on_tick (self->core, s_now_us (), self->outbox);
+    s_drain_monitor (self);
+    broker_core_on_tick (self->core, now_us, self->outbox);
     s_flush (self);
     s_trim_after_drops (self);
-    return 0;
 }
 
 static broker_shell_t *
@@ -340,10 +320,6 @@ s_shell_new (const broker_shell_config_t *config)
     }
     self->core = broker_core_new (&config->core, s_now_us ());
     self->outbox = broker_outbox_new ();
-    self->loop = zloop_new ();
-    zloop_reader (self->loop, self->router, s_on_router, self);
-    if (self->monitor)
-        zloop_reader (self->loop, self->monitor, s_on_monitor, self);
     //  Ticks often enough for heartbeats and queue timeouts to be on time
     //  within a tenth of an interval, never more than every 10 ms.
     int tick_ms = config->core.heartbeat_ms / 10;
@@ -351,7 +327,7 @@ s_shell_new (const broker_shell_config_t *config)
         tick_ms = 100;
     if (tick_ms < 10)
         tick_ms = 10;
-    zloop_timer (self->loop, (size_t) tick_ms, 0, s_on_tick, self);
+    self->tick_us = (int64_t) tick_ms * 1000;
     return self;
 }
 
@@ -379,16 +355,42 @@ broker_shell_new (const broker_shell_config_t *config)
     return self;
 }
 
+//  Receives one message, waiting up to wait_ms (0: not at all), and hands
+//  it to the core. False on timeout or signal.
+static bool
+s_receive (broker_shell_t *self, int wait_ms)
+{
+    zsock_set_rcvtimeo (self->router, wait_ms);
+    zmsg_t *msg = zmsg_recv (self->router);
+    if (!msg)
+        return false;
+    broker_core_on_message (self->core, &msg, s_now_us (), self->outbox);
+    return true;
+}
+
+//  The loop is a blocking receive that wakes for the next tick, then takes
+//  whatever else is already waiting without blocking, then sends. No
+//  poller: when messages are queued libzmq hands them over without a
+//  system call, where a poll and an events check per message cost several
+//  (they were a third of the broker's time under load).
 int
 broker_shell_run (broker_shell_t *self)
 {
     assert (self);
-    //  A signal that interrupts zloop's poll ends zloop_start. SIGHUP is
-    //  no reason to stop: reload and go on. SIGINT and SIGTERM set
-    //  zsys_interrupted; a handler that returns -1 makes zloop_start -1.
-    while (zloop_start (self->loop) == 0 && !zsys_interrupted &&
-           s_reload_requested)
-        s_reload (self);
+    int64_t next_tick_us = s_now_us () + self->tick_us;
+    while (!zsys_interrupted) {
+        int64_t now_us = s_now_us ();
+        if (now_us >= next_tick_us || s_reload_requested) {
+            s_on_tick (self, now_us);
+            next_tick_us = now_us + self->tick_us;
+        }
+        int wait_ms = (int) ((next_tick_us - now_us + 999) / 1000);
+        if (!s_receive (self, wait_ms))
+            continue;  //  a tick is due, or a signal came
+        for (int count = 1; count < S_BATCH && s_receive (self, 0); count++)
+            ;
+        s_flush (self);
+    }
     //  Tell workers at once, so they look for the next broker now rather
     //  than after liveness intervals.
     broker_core_disconnect_all (self->core, self->outbox);
@@ -403,7 +405,6 @@ broker_shell_destroy (broker_shell_t **self_p)
     broker_shell_t *self = *self_p;
     if (!self)
         return;
-    zloop_destroy (&self->loop);
     broker_outbox_destroy (&self->outbox);
     broker_core_destroy (&self->core);
     if (self->monitor)

@@ -648,6 +648,33 @@ multi_frame_bodies_pass_through_intact (void **state)
     zmsg_destroy (&msg);
 }
 
+static void
+queued_multi_frame_request_survives_packing_and_redispatch (void **state)
+{
+    fixture_t *fx = (fixture_t *) *state;
+    zmsg_t *msg = client_request ("c1", "echo", "part1");
+    zmsg_addmem (msg, NULL, 0);  //  empty frames survive too
+    zmsg_addstr (msg, "a longer third part, well over thirty-three bytes");
+    receive (fx, msg, 0);
+    for (int round = 0; round < 2; round++) {
+        const char *worker = round ? "w2" : "w1";
+        receive (fx, worker_ready (worker, "echo", NULL), 0);
+        msg = broker_outbox_pop (fx->outbox);
+        assert_int_equal (zmsg_size (msg), 9);
+        assert_frame (msg, 0, worker);
+        assert_frame (msg, 4, "c1");
+        assert_frame (msg, 6, "part1");
+        assert_frame (msg, 7, "");
+        assert_frame (msg, 8,
+                      "a longer third part, well over thirty-three bytes");
+        zmsg_destroy (&msg);
+        if (round == 0)
+            receive (fx, worker_command ("w1", CMQ_MDPW_DISCONNECT), 0);
+    }
+    receive (fx, worker_reply ("w2", "c1", "done"), 0);
+    expect_client_reply (fx, "c1", "echo", "done");
+}
+
 int
 main (void)
 {
@@ -676,6 +703,7 @@ main (void)
         T (queued_request_expires_after_queue_timeout),
         T (full_queue_drops_new_requests),
         T (multi_frame_bodies_pass_through_intact),
+        T (queued_multi_frame_request_survives_packing_and_redispatch),
 #undef T
     };
     return cmocka_run_group_tests (tests, NULL, NULL);
