@@ -14,11 +14,6 @@
 #include "cartmq/log.h"
 #include "cartmq/mdp.h"
 
-//  Messages handled per wake-up before the outbox is flushed and timers
-//  get a chance: large enough to amortise the flush, small enough that a
-//  flood cannot starve heartbeats.
-#define S_BATCH 256
-
 static void s_drain_monitor (broker_shell_t *self);
 
 struct _broker_shell_t {
@@ -368,11 +363,15 @@ s_receive (broker_shell_t *self, int wait_ms)
     return true;
 }
 
-//  The loop is a blocking receive that wakes for the next tick, then takes
-//  whatever else is already waiting without blocking, then sends. No
-//  poller: when messages are queued libzmq hands them over without a
-//  system call, where a poll and an events check per message cost several
-//  (they were a third of the broker's time under load).
+//  The loop is a blocking receive that wakes for the next tick, and a send
+//  of what the message produced. No poller: when messages are queued,
+//  libzmq hands them over without a system call, where a poll and an
+//  events check per message cost several (they were a third of the
+//  broker's time under load). Nor a non-blocking "anything else?" after
+//  each message: its failing check is a system call too, and the next
+//  blocking receive answers the same question for free when the answer is
+//  yes. Sends to a peer whose pipe is already active cost no system call,
+//  so sending after each message loses nothing to batching.
 int
 broker_shell_run (broker_shell_t *self)
 {
@@ -385,11 +384,8 @@ broker_shell_run (broker_shell_t *self)
             next_tick_us = now_us + self->tick_us;
         }
         int wait_ms = (int) ((next_tick_us - now_us + 999) / 1000);
-        if (!s_receive (self, wait_ms))
-            continue;  //  a tick is due, or a signal came
-        for (int count = 1; count < S_BATCH && s_receive (self, 0); count++)
-            ;
-        s_flush (self);
+        if (s_receive (self, wait_ms))
+            s_flush (self);
     }
     //  Tell workers at once, so they look for the next broker now rather
     //  than after liveness intervals.

@@ -471,7 +471,7 @@ def test_supervisor_killed_outright_takes_its_children_along(start_broker, start
 
 # --- logs ------------------------------------------------------------------------------
 
-LOG_LINE = re.compile(r"^([EWIND]): \((broker|worker)\) (\d\d-\d\d-\d\d \d\d:\d\d:\d\d) (.+)$")
+LOG_LINE = re.compile(r"^([EWIND]): \((cartmq-broker|cartmq-worker)\) (\d\d-\d\d-\d\d \d\d:\d\d:\d\d) (.+)$")
 FIELD = re.compile(r"^[a-z][a-z_]*=(\"[^\"]*\"|\S+)$")
 
 
@@ -510,8 +510,8 @@ def test_log_lines_carry_level_component_time_and_fields(start_broker, start_wor
         assert client.request("logged", b"x") == [b"x"]
     assert wait_log(broker, r"worker ready")
     assert wait_log(worker, r"worker started")
-    broker_log = parsed_log(broker, "broker")
-    worker_log = parsed_log(worker, "worker")
+    broker_log = parsed_log(broker, "cartmq-broker")
+    worker_log = parsed_log(worker, "cartmq-worker")
     ready = [fields(message) for _, _, message in broker_log if "worker ready" in message]
     assert ready and ready[0].get("service") == "logged" and ready[0].get("worker"), broker_log
     listening = [fields(message) for _, _, message in broker_log if "listening" in message]
@@ -531,27 +531,27 @@ def debug_lines(proc, component):
 def test_broker_verbose_adds_debug_lines_per_message(start_broker, start_worker):
     broker = start_broker("--verbose")
     start_worker(broker.endpoint, None, "--echo", "--service", "traced")
-    before = len(debug_lines(broker, "broker"))
+    before = len(debug_lines(broker, "cartmq-broker"))
     with MdpClient(broker.endpoint) as client:
         for number in range(5):
             assert client.request("traced", b"%d" % number) == [b"%d" % number]
-    assert wait_until(lambda: len(debug_lines(broker, "broker")) - before >= 5, RTT_S), \
+    assert wait_until(lambda: len(debug_lines(broker, "cartmq-broker")) - before >= 5, RTT_S), \
         "broker --verbose logged %d debug lines for 5 requests:\n%s" \
-        % (len(debug_lines(broker, "broker")) - before, broker.log_tail())
+        % (len(debug_lines(broker, "cartmq-broker")) - before, broker.log_tail())
 
 
 def test_worker_verbose_adds_a_debug_line_per_request(redis_server, start_broker,
                                                        start_worker):
     broker = start_broker()
     worker = start_worker(broker.endpoint, redis_server.url, "--verbose")
-    before = len(debug_lines(worker, "worker"))
+    before = len(debug_lines(worker, "cartmq-worker"))
     with CartClient(broker.endpoint) as cart:
         for number in range(5):
             assert cart.add("vera", "sku-%d" % number)["status"] == 200
-    assert wait_until(lambda: len(debug_lines(worker, "worker")) - before >= 5, RTT_S), \
+    assert wait_until(lambda: len(debug_lines(worker, "cartmq-worker")) - before >= 5, RTT_S), \
         "worker --verbose logged %d debug lines for 5 requests:\n%s" \
-        % (len(debug_lines(worker, "worker")) - before, worker.log_tail())
-    methods = [fields(message).get("method") for _, _, message in debug_lines(worker, "worker")]
+        % (len(debug_lines(worker, "cartmq-worker")) - before, worker.log_tail())
+    methods = [fields(message).get("method") for _, _, message in debug_lines(worker, "cartmq-worker")]
     assert methods.count("AddItemToCart") == 5, methods
 
 
