@@ -233,15 +233,17 @@ class Bench:
     # ---------------------------------------------------------------
     # Measurements
 
-    def run_bench(self, endpoint, service, clients, window, extra=()):
-        duration = self.args.duration
+    def run_bench(self, endpoint, service, clients, window, extra=(),
+                  duration=None, warmup=None):
+        duration = self.args.duration if duration is None else duration
+        warmup = self.args.warmup if warmup is None else warmup
         args = [self.client_bin, "bench", "--connect", endpoint,
                 "--service", service, "--clients", str(clients),
                 "--window", str(window), "--duration", str(duration),
-                "--warmup", str(self.args.warmup), "--timeout-ms", "5000",
+                "--warmup", str(warmup), "--timeout-ms", "5000",
                 "--json"] + list(extra)
         done = subprocess.run(args, capture_output=True, text=True,
-                              timeout=duration + self.args.warmup + 30)
+                              timeout=duration + warmup + 30)
         lines = [line for line in done.stdout.splitlines()
                  if line.startswith("{")]
         if not lines:
@@ -261,59 +263,94 @@ class Bench:
         finally:
             self.procs.stop(started + [broker])
 
-    def echo_run(self, target, workers, credit, clients, window):
+    def echo_setup(self, target, workers, credit):
+        """A broker or forwarder with its echo workers, ready for load."""
         if target == "broker":
             endpoint, server = self.start_broker()
         else:
             endpoint, server = self.start_forwarder(target)
         started = self.start_workers(endpoint, workers, "echo", credit, True)
-        try:
-            if target == "broker":
-                self.wait_workers(endpoint, "echo", workers)
-            else:
-                time.sleep(0.5)   # no MMI there; the warmup covers the rest
-            result = None
-            if self.args.perf and target == "broker" and credit > 1:
-                result = self.profiled(server, endpoint, clients, window)
-            if result is None:
-                result = self.run_bench(endpoint, "echo", clients, window,
-                                        ["--size", str(ECHO_SIZE)])
-            return result
-        finally:
-            self.procs.stop(started + [server])
+        if target == "broker":
+            self.wait_workers(endpoint, "echo", workers)
+        return endpoint, server, started
 
-    def profiled(self, server, endpoint, clients, window):
-        """Echo load with perf recording the broker; the report goes to
-        the work directory and its head to stderr."""
-        self.args.perf = False      # once per run is enough
-        data = os.path.join(self.work_dir, "perf.data")
-        perf = subprocess.Popen(
-            ["perf", "record", "-g", "-o", data, "-p", str(server.pid),
-             "--", "sleep", str(self.args.duration + self.args.warmup)],
-            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    def echo_pair(self, setups, clients, window):
+        """Two echo setups measured against each other: both run at once
+        (the idle one costs nothing), and the load alternates between them
+        in one-second runs, A B B A A B B A ..., so that a slow spell of
+        the machine falls on both alike. Returns a result per setup: req/s
+        over all its runs, and the median of its runs' percentiles."""
+        running = []
         try:
-            result = self.run_bench(endpoint, "echo", clients, window,
-                                    ["--size", str(ECHO_SIZE)])
+            for target, workers, credit in setups:
+                running.append(self.echo_setup(target, workers, credit))
+            extra = ["--size", str(ECHO_SIZE)]
+            for endpoint, _, _ in running:     # warmup, not counted
+                self.run_bench(endpoint, "echo", clients, window, extra,
+                               duration=1, warmup=0)
+            runs = [[], []]
+            for step in range(2 * self.args.duration):
+                side = (step + step // 2) % 2    # 0 1 1 0 0 1 1 0 ...
+                result = self.run_bench(running[side][0], "echo", clients,
+                                        window, extra, duration=1, warmup=0)
+                if result:
+                    runs[side].append(result)
+            return [self.combine(side_runs) for side_runs in runs]
         finally:
+            for endpoint, server, started in running:
+                self.procs.stop(started + [server])
+
+    @staticmethod
+    def combine(runs):
+        if not runs:
+            return None
+        elapsed = sum(run["elapsed_s"] for run in runs)
+        combined = {"rps": sum(run["requests"] for run in runs) / elapsed,
+                    "runs": len(runs)}
+        for field in ("p50_us", "p90_us", "p99_us", "p999_us"):
+            combined[field] = statistics.median(run[field] for run in runs)
+        combined["max_us"] = max(run["max_us"] for run in runs)
+        for field in ("errors", "timeouts", "late"):
+            combined[field] = sum(run[field] for run in runs)
+        return combined
+
+    def profile(self):
+        """Echo load on the broker with credit workers while perf records
+        the broker; the report goes to the work directory, its head to
+        stderr. Not part of the table: perf slows what it watches."""
+        endpoint, server, started = self.echo_setup("broker", ECHO_WORKERS,
+                                                    CREDIT)
+        data = os.path.join(self.work_dir, "perf.data")
+        seconds = self.args.duration + self.args.warmup
+        try:
+            perf = subprocess.Popen(
+                ["perf", "record", "-F", "2000", "--call-graph",
+                 "dwarf,16384", "-o", data, "-p", str(server.pid), "--",
+                 "sleep", str(seconds)],
+                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+            self.run_bench(endpoint, "echo", CLIENTS, WINDOW,
+                           ["--size", str(ECHO_SIZE)])
             try:
-                perf.wait(self.args.duration + self.args.warmup + 30)
+                perf.wait(seconds + 60)
             except subprocess.TimeoutExpired:
                 perf.kill()
                 perf.wait()
+        finally:
+            self.procs.stop(started + [server])
         report = subprocess.run(
-            ["perf", "report", "-i", data, "--stdio", "--no-children",
-             "--sort", "dso,symbol", "--percent-limit", "1", "-g", "none"],
-            capture_output=True, text=True, timeout=120)
+            ["perf", "report", "-i", data, "--stdio", "--children",
+             "--sort", "symbol", "-g", "none", "--percent-limit", "2"],
+            capture_output=True, text=True, timeout=300)
         path = os.path.join(self.work_dir, "perf-report.txt")
         with open(path, "w") as output:
             output.write(report.stdout)
+        log("perf, broker under echo load with credit workers "
+            "(children view, top lines):")
         lines = [line for line in report.stdout.splitlines()
                  if line.strip() and not line.startswith("#")]
-        log("  perf (broker, echo with credit workers), top functions:")
-        for line in lines[:30]:
-            log("    " + line)
-        log("  full report: %s" % path)
-        return result
+        for line in lines[:40]:
+            log("    " + line.rstrip())
+        log("full report: %s" % path)
 
     def redis_ceiling(self, pipeline):
         requests = self.args.redis_requests * (4 if pipeline > 1 else 1)
@@ -501,27 +538,26 @@ class Bench:
                 rows.append(("cart-%d-c%d" % (count, credit), label,
                              lambda c=count, k=credit:
                              self.cart_through_broker(c, k)))
+        plain = ("conformant", ECHO_WORKERS, 1), ("broker", ECHO_WORKERS, 1)
+        credit = (("pipelined", ECHO_WORKERS, CREDIT),
+                  ("broker", ECHO_WORKERS, CREDIT))
+        latency = ("conformant", 1, 1), ("broker", 1, 1)
         rows += [
-            ("echo-conformant", "echo via forwarder --mode conformant: "
-             "%d plain workers" % ECHO_WORKERS,
-             lambda: self.echo_run("conformant", ECHO_WORKERS, 1,
-                                   CLIENTS, WINDOW)),
-            ("echo-broker-plain", "echo via broker: %d plain workers"
-             % ECHO_WORKERS,
-             lambda: self.echo_run("broker", ECHO_WORKERS, 1,
-                                   CLIENTS, WINDOW)),
-            ("echo-pipelined", "echo via forwarder --mode pipelined: "
-             "%d workers --concurrency %d" % (ECHO_WORKERS, CREDIT),
-             lambda: self.echo_run("pipelined", ECHO_WORKERS, CREDIT,
-                                   CLIENTS, WINDOW)),
-            ("echo-broker-credit", "echo via broker: %d workers, credit %d"
-             % (ECHO_WORKERS, CREDIT),
-             lambda: self.echo_run("broker", ECHO_WORKERS, CREDIT,
-                                   CLIENTS, WINDOW)),
-            ("lat-conformant", "window 1: echo via forwarder conformant, "
-             "1 worker", lambda: self.echo_run("conformant", 1, 1, 1, 1)),
-            ("lat-broker", "window 1: echo via broker, 1 worker",
-             lambda: self.echo_run("broker", 1, 1, 1, 1)),
+            (("echo-conformant", "echo-broker-plain"),
+             ("echo via forwarder --mode conformant: %d plain workers"
+              % ECHO_WORKERS,
+              "echo via broker: the same %d plain workers" % ECHO_WORKERS),
+             lambda: self.echo_pair(plain, CLIENTS, WINDOW)),
+            (("echo-pipelined", "echo-broker-credit"),
+             ("echo via forwarder --mode pipelined: %d workers "
+              "--concurrency %d" % (ECHO_WORKERS, CREDIT),
+              "echo via broker: the same %d workers, credit %d"
+              % (ECHO_WORKERS, CREDIT)),
+             lambda: self.echo_pair(credit, CLIENTS, WINDOW)),
+            (("lat-conformant", "lat-broker"),
+             ("window 1: echo via forwarder --mode conformant, 1 worker",
+              "window 1: echo via broker, 1 worker"),
+             lambda: self.echo_pair(latency, 1, 1)),
             ("lat-cart", "window 1: cart AddItemToCart via broker, "
              "1 worker", lambda: self.cart_window_one()),
         ]
@@ -541,14 +577,24 @@ class Bench:
         started = time.monotonic()
         self.start_redis()
         rows = self.plan()
-        self.labels = {key: label for key, label, _ in rows}
-        self.order = [key for key, _, _ in rows]
+        self.labels, self.order = {}, []
+        for keys, labels, _ in rows:
+            if isinstance(keys, str):
+                keys, labels = (keys,), (labels,)
+            self.order += keys
+            self.labels.update(zip(keys, labels))
         for round_number in range(1, self.args.rounds + 1):
-            for key, label, function in rows:
-                log("round %d/%d: %s" % (round_number, self.args.rounds,
-                                         label))
-                result = function()
-                if result:
+            for keys, labels, function in rows:
+                log("round %d/%d: %s" % (
+                    round_number, self.args.rounds,
+                    labels if isinstance(labels, str)
+                    else " | ".join(labels)))
+                results = function()
+                if isinstance(keys, str):
+                    keys, results = (keys,), (results,)
+                for key, result in zip(keys, results):
+                    if not result:
+                        continue
                     result["round"] = round_number
                     self.results.setdefault(key, []).append(result)
                     log("  %.0f req/s  p50 %s us  p99 %s us" % (
@@ -565,6 +611,8 @@ class Bench:
             self.memory["idle-" + target] = self.idle_workers(target)
             log("  %s" % self.memory["idle-" + target])
         self.elapsed = time.monotonic() - started
+        if self.args.perf:
+            self.profile()
 
     # ---------------------------------------------------------------
     # Report
@@ -602,9 +650,13 @@ class Bench:
                        self.args.duration, self.args.warmup, self.elapsed))
         out.append("Load: %d clients x window %d (%d requests in flight); "
                    "cart runs use --mix add=100 over %d users; echo bodies "
-                   "are %d bytes. Medians over the rounds; every round's "
-                   "figure is in brackets." % (
-                       CLIENTS, WINDOW, CLIENTS * WINDOW, USERS, ECHO_SIZE))
+                   "are %d bytes. Cart rows: one %d s run per round, medians "
+                   "over the rounds. Echo rows come in pairs measured "
+                   "together: both setups run at once and the load "
+                   "alternates between them in 1 s runs (ABBA), %d s each "
+                   "per round." % (
+                       CLIENTS, WINDOW, CLIENTS * WINDOW, USERS, ECHO_SIZE,
+                       self.args.duration, self.args.duration))
         out.append("")
         out.append("| configuration | req/s | p50 µs | p99 µs | "
                    "errors + timeouts | req/s per round |")
