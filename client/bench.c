@@ -560,20 +560,48 @@ s_match_opaque (s_bench_t *self, s_peer_t *peer, zmsg_t *body, bool *is_error)
     return index;
 }
 
-//  The oldest slot in flight whose method could have sent this reply;
-//  method 0 takes any.
+//  Methods as bits, for matching a reply to the methods that could have
+//  sent it.
+#define S_BIT(method) (1u << (method))
+
+//  The oldest slot in flight whose method is in the mask; 0 takes any.
 static int64_t
-s_oldest_slot (s_bench_t *self, s_peer_t *peer, int method)
+s_oldest_slot_of (s_bench_t *self, s_peer_t *peer, unsigned mask)
 {
     int64_t oldest = -1;
     for (int64_t index = 0; index < self->settings->window; index++) {
         s_slot_t *slot = &peer->slots[index];
-        if (slot->sent_ns == 0 || (method && slot->method != method))
+        if (slot->sent_ns == 0 || (mask && !(mask & S_BIT (slot->method))))
             continue;
         if (oldest < 0 || slot->sent_ns < peer->slots[oldest].sent_ns)
             oldest = index;
     }
     return oldest;
+}
+
+//  The oldest slot in flight whose method could have sent this reply;
+//  method 0 takes any.
+static int64_t
+s_oldest_slot (s_bench_t *self, s_peer_t *peer, int method)
+{
+    return s_oldest_slot_of (self, peer, method ? S_BIT (method) : 0);
+}
+
+//  An error reply names no request. Charge it to a request that could
+//  have earned it: only remove and update find an item missing (404),
+//  only add fills a cart (409). Charging a 404 to an add in flight would
+//  leave the remove waiting for a reply that already came (a false
+//  timeout) and make the add's real reply look late.
+static int64_t
+s_slot_of_error (s_bench_t *self, s_peer_t *peer, int64_t code)
+{
+    unsigned mask = 0;
+    if (code == CMQ_CART_NOT_FOUND)
+        mask = S_BIT (CMQ_CART_REMOVE) | S_BIT (CMQ_CART_UPDATE);
+    else if (code == CMQ_CART_CONFLICT)
+        mask = S_BIT (CMQ_CART_ADD);
+    int64_t slot = mask ? s_oldest_slot_of (self, peer, mask) : -1;
+    return slot >= 0 ? slot : s_oldest_slot (self, peer, 0);
 }
 
 //  A slot from an item id "sN", or -1.
@@ -635,7 +663,7 @@ s_match_cart (s_bench_t *self, s_peer_t *peer, zmsg_t *body)
                      : -1;
     s_count_status (self, code);
     if (code != CMQ_CART_OK)
-        return s_oldest_slot (self, peer, 0);
+        return s_slot_of_error (self, peer, code);
     int64_t slot = s_slot_of_item_id (self, peer, s_map_get (map, "item_id"));
     if (slot >= 0)
         return slot;

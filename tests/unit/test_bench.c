@@ -180,10 +180,15 @@ mix_pick_follows_the_weights (void **state)
 //  A peer that answers each MDP client request at once: echo bodies are
 //  sent back unchanged; cart requests get the reply shape of their
 //  method, add and update naming their item as the real service does.
+//  The fake echoes opaque bodies and answers the cart service from the
+//  request. With args set ("reorder") it answers every remove with 404 at
+//  once but holds each add's reply until after the next reply, so replies
+//  come out of order, as they do from several workers.
 static void
 s_fake_service (zsock_t *pipe, void *args)
 {
-    (void) args;
+    bool is_reordering = args != NULL;
+    zmsg_t *held = NULL;
     zsock_t *router = zsock_new_router ("tcp://127.0.0.1:*");
     assert_non_null (router);
     zsock_signal (pipe, 0);  //  zactor_new waits for this
@@ -213,15 +218,29 @@ s_fake_service (zsock_t *pipe, void *args)
             snprintf (reply.message, sizeof (reply.message), "%s",
                       request.method == CMQ_CART_REMOVE ? "Item removed"
                                                         : "Cart cleared");
+            if (is_reordering && request.method == CMQ_CART_REMOVE) {
+                reply.status = CMQ_CART_NOT_FOUND;
+                snprintf (error, sizeof (error), "item not in cart");
+            }
             if (reply.status != 200)
                 snprintf (reply.error, sizeof (reply.error), "%s", error);
             size_t size = 0;
             void *encoded = cmq_cart_reply_encode (&reply, &size);
             zframe_reset (body, encoded, size);
             free (encoded);
+            if (is_reordering && request.method == CMQ_CART_ADD) {
+                zmsg_t *previous = held;
+                held = msg;
+                if (previous)
+                    zmsg_send (&previous, router);
+                continue;
+            }
         }
         zmsg_send (&msg, router);
+        if (held)
+            zmsg_send (&held, router);
     }
+    zmsg_destroy (&held);
     zpoller_destroy (&poller);
     zsock_destroy (&router);
 }
@@ -305,6 +324,36 @@ cart_run_matches_every_method_of_the_mix (void **state)
 }
 
 static void
+error_replies_out_of_order_are_charged_to_a_method_that_can_fail (void **state)
+{
+    (void) state;
+    zactor_t *fake = zactor_new (s_fake_service, "reorder");
+    char *endpoint = zstr_recv (fake);
+    char *argv[] = { "bench",
+                     "--connect",
+                     endpoint,
+                     "--clients",
+                     "1",
+                     "--window",
+                     "4",
+                     "--requests",
+                     "200",
+                     "--mix",
+                     "add=50,remove=50",
+                     "--timeout-ms",
+                     "1000",
+                     "--json" };
+    char output[2048];
+    int rc = s_run_captured (argv, 14, output, sizeof (output));
+    assert_int_equal (rc, 0);
+    assert_non_null (strstr (output, "\"requests\":200,"));
+    assert_non_null (strstr (output, "\"timeouts\":0,"));
+    assert_non_null (strstr (output, "\"late\":0,"));
+    zstr_free (&endpoint);
+    zactor_destroy (&fake);
+}
+
+static void
 silent_service_counts_timeouts_and_exits_3 (void **state)
 {
     (void) state;
@@ -362,6 +411,8 @@ main (void)
         cmocka_unit_test (mix_pick_follows_the_weights),
         cmocka_unit_test (echo_run_matches_every_reply_to_its_request),
         cmocka_unit_test (cart_run_matches_every_method_of_the_mix),
+        cmocka_unit_test (
+          error_replies_out_of_order_are_charged_to_a_method_that_can_fail),
         cmocka_unit_test (silent_service_counts_timeouts_and_exits_3),
         cmocka_unit_test (bad_flags_exit_2_before_connecting),
     };
