@@ -182,8 +182,8 @@ mix_pick_follows_the_weights (void **state)
 //  method, add and update naming their item as the real service does.
 //  The fake echoes opaque bodies and answers the cart service from the
 //  request. With args set ("reorder") it answers every remove with 404 at
-//  once but holds each add's reply until after the next reply, so replies
-//  come out of order, as they do from several workers.
+//  once but holds each add's reply until after the next reply (or 20 ms of
+//  quiet), so replies come out of order, as they do from several workers.
 static void
 s_fake_service (zsock_t *pipe, void *args)
 {
@@ -195,7 +195,13 @@ s_fake_service (zsock_t *pipe, void *args)
     zstr_sendf (pipe, "%s", zsock_endpoint (router));
     zpoller_t *poller = zpoller_new (pipe, router, NULL);
     while (true) {
-        void *which = zpoller_wait (poller, -1);
+        //  A held reply goes out when nothing else comes for 20 ms, so the
+        //  last one is never held for good.
+        void *which = zpoller_wait (poller, held ? 20 : -1);
+        if (!which && zpoller_expired (poller)) {
+            zmsg_send (&held, router);
+            continue;
+        }
         if (which != router)
             break;  //  $TERM or interrupted
         zmsg_t *msg = zmsg_recv (router);
