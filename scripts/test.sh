@@ -16,6 +16,11 @@ run_suite() {
     ctest --test-dir "$dir" --output-on-failure
 }
 
+echo "== format (clang-format, .clang-format at the top)"
+if git rev-parse --git-dir >/dev/null 2>&1; then
+    git ls-files -z '*.c' '*.h' | xargs -0 clang-format --dry-run --Werror
+fi
+
 echo "== plain build"
 run_suite build -DCMAKE_BUILD_TYPE=RelWithDebInfo
 [ "${1:-}" = "--quick" ] && exit 0

@@ -198,7 +198,7 @@ cmq_worker_new (const cmq_worker_config_t *config)
         s_set_error ("no config");
         return NULL;
     }
-    cmq_worker_t *self = (cmq_worker_t *)zmalloc (sizeof (cmq_worker_t));
+    cmq_worker_t *self = (cmq_worker_t *) zmalloc (sizeof (cmq_worker_t));
     int heartbeat_ms, liveness, min_ms, max_ms;
     if (s_apply_config (self, config, &heartbeat_ms, &liveness, &min_ms,
                         &max_ms)) {
@@ -327,7 +327,7 @@ s_poll_timeout (cmq_worker_t *self, int64_t now_ms, int64_t deadline_ms)
         wait_ms = deadline_ms - now_ms;
     if (wait_ms < 0)
         wait_ms = 0;
-    return wait_ms > INT_MAX ? INT_MAX : (long)wait_ms;
+    return wait_ms > INT_MAX ? INT_MAX : (long) wait_ms;
 }
 
 //  Waits up to timeout_ms for the socket to be readable. 1 if it is, 0 if
@@ -336,7 +336,7 @@ static int
 s_wait_readable (cmq_worker_t *self, long timeout_ms)
 {
     if (!self->socket) {
-        zclock_sleep ((int)timeout_ms);
+        zclock_sleep ((int) timeout_ms);
         return zsys_interrupted ? -1 : 0;
     }
     zmq_pollitem_t item = { zsock_resolve (self->socket), 0, ZMQ_POLLIN, 0 };

@@ -25,9 +25,9 @@ cmq_worker_fsm_new (int heartbeat_ms, int liveness, int reconnect_min_ms,
     assert (reconnect_min_ms >= 0);
     assert (reconnect_max_ms >= 0);
     cmq_worker_fsm_t *self =
-      (cmq_worker_fsm_t *)zmalloc (sizeof (cmq_worker_fsm_t));
+      (cmq_worker_fsm_t *) zmalloc (sizeof (cmq_worker_fsm_t));
     self->heartbeat_ms = heartbeat_ms;
-    self->expiry_ms = (int64_t)liveness * heartbeat_ms;
+    self->expiry_ms = (int64_t) liveness * heartbeat_ms;
     self->reconnect_min_ms = reconnect_min_ms;
     self->reconnect_max_ms = reconnect_max_ms;
     return self;

@@ -22,7 +22,7 @@ typedef struct {
 static int
 setup (void **state)
 {
-    fixture_t *fx = (fixture_t *)zmalloc (sizeof (fixture_t));
+    fixture_t *fx = (fixture_t *) zmalloc (sizeof (fixture_t));
     strcpy (fx->dir, "/tmp/cmq-test-curve-XXXXXX");
     assert_non_null (mkdtemp (fx->dir));
     snprintf (fx->public_path, sizeof (fx->public_path), "%s/alice", fx->dir);

@@ -31,7 +31,7 @@ typedef struct {
 static int
 setup (void **state)
 {
-    fixture_t *fx = (fixture_t *)zmalloc (sizeof (fixture_t));
+    fixture_t *fx = (fixture_t *) zmalloc (sizeof (fixture_t));
     fx->liveness = 3;
     cmq_option_t table[] = {
         { "verbose", CMQ_OPT_FLAG, NULL, "log more", 0, 0, &fx->verbose },
@@ -87,7 +87,7 @@ s_capture_end (int fd, int saved, const char *path)
     close (saved);
     FILE *file = fopen (path, "r");
     assert_non_null (file);
-    char *text = (char *)zmalloc (8192);
+    char *text = (char *) zmalloc (8192);
     size_t size = fread (text, 1, 8191, file);
     text[size] = '\0';
     fclose (file);
@@ -106,7 +106,7 @@ s_parse (fixture_t *fx, const char *arg, ...)
     va_start (args, arg);
     for (; arg; arg = va_arg (args, const char *)) {
         assert_true (argc < MAX_ARGS);
-        argv[argc++] = (char *)arg;
+        argv[argc++] = (char *) arg;
     }
     va_end (args);
 
@@ -129,7 +129,7 @@ s_write_config (fixture_t *fx, const char *text)
     char path[] = "/tmp/cmq-test-options-cfg-XXXXXX";
     int fd = mkstemp (path);
     assert_true (fd >= 0);
-    assert_int_equal (write (fd, text, strlen (text)), (ssize_t)strlen (text));
+    assert_int_equal (write (fd, text, strlen (text)), (ssize_t) strlen (text));
     close (fd);
     fx->config_path = strdup (path);
 }

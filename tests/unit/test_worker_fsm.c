@@ -312,7 +312,7 @@ wait_ms_after_unticked_expiry_includes_the_backoff (void **state)
 static void
 large_intervals_do_not_overflow (void **state)
 {
-    (void)state;
+    (void) state;
     cmq_worker_fsm_t *fsm = cmq_worker_fsm_new (2000000000, 3, 100, 1000);
     cmq_worker_fsm_on_connect (fsm, 0);
     assert_int_equal (cmq_worker_fsm_on_tick (fsm, 5999999999LL),
