@@ -1,8 +1,9 @@
 //  broker_shell.h - the broker's sockets, timers and signals
 //
 //  Owns the ROUTER socket (bound to every endpoint), the CURVE
-//  authenticator when asked for, and a zloop that feeds broker_core with
-//  messages and ticks and sends what it answers. No routing logic here.
+//  authenticator when asked for, and a receive loop that feeds broker_core
+//  with messages and ticks and sends what it answers. No routing logic
+//  here.
 
 #ifndef BROKER_SHELL_H
 #define BROKER_SHELL_H
