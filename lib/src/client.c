@@ -242,13 +242,12 @@ s_ensure_socket (cmq_client_t *self)
     return s_reconnect (self);
 }
 
-//  Sends a copy of request on the current socket.
+//  Sends request on the current socket; takes *request_p.
 static int
-s_send_copy (cmq_client_t *self, zmsg_t *request)
+s_send (cmq_client_t *self, zmsg_t **request_p)
 {
-    zmsg_t *copy = zmsg_dup (request);
-    if (zmsg_send (&copy, self->dealer) != 0) {
-        zmsg_destroy (&copy);
+    if (zmsg_send (request_p, self->dealer) != 0) {
+        zmsg_destroy (request_p);
         if (errno == EINTR || errno == ETERM || zsys_interrupted)
             s_set_error ("interrupted");
         else
@@ -256,6 +255,32 @@ s_send_copy (cmq_client_t *self, zmsg_t *request)
         return -1;
     }
     return 0;
+}
+
+//  Sends a copy of request, kept for the next attempt.
+static int
+s_send_copy (cmq_client_t *self, zmsg_t *request)
+{
+    zmsg_t *copy = zmsg_dup (request);
+    return s_send (self, &copy);
+}
+
+//  Checks the service name and makes sure there is a fresh socket, then
+//  frames the request. Takes *body_p; NULL with the reason set on failure.
+static zmsg_t *
+s_request_new (cmq_client_t *self, const char *service, zmsg_t **body_p)
+{
+    if (!s_service_ok (service)) {
+        zmsg_destroy (body_p);
+        s_set_error ("service name empty or longer than %d bytes",
+                     CMQ_MAX_SERVICE_NAME_BYTES);
+        return NULL;
+    }
+    if (s_ensure_socket (self) != 0) {
+        zmsg_destroy (body_p);
+        return NULL;
+    }
+    return cmq_mdp_client_request (service, body_p);
 }
 
 int
@@ -266,17 +291,9 @@ cmq_client_call (cmq_client_t *self, const char *service, zmsg_t **body_p,
     assert (body_p);
     assert (reply_p);
     *reply_p = NULL;
-    if (!s_service_ok (service)) {
-        zmsg_destroy (body_p);
-        s_set_error ("service name empty or longer than %d bytes",
-                     CMQ_MAX_SERVICE_NAME_BYTES);
+    zmsg_t *request = s_request_new (self, service, body_p);
+    if (!request)
         return -1;
-    }
-    if (s_ensure_socket (self) != 0) {
-        zmsg_destroy (body_p);
-        return -1;
-    }
-    zmsg_t *request = cmq_mdp_client_request (service, body_p);
     int attempts = self->retries + 1;
     int rc = -1;
     for (int attempt = 0; attempt < attempts; attempt++) {
@@ -344,20 +361,8 @@ cmq_client_send (cmq_client_t *self, const char *service, zmsg_t **body_p)
 {
     assert (self);
     assert (body_p);
-    if (!s_service_ok (service)) {
-        zmsg_destroy (body_p);
-        s_set_error ("service name empty or longer than %d bytes",
-                     CMQ_MAX_SERVICE_NAME_BYTES);
-        return -1;
-    }
-    if (s_ensure_socket (self) != 0) {
-        zmsg_destroy (body_p);
-        return -1;
-    }
-    zmsg_t *request = cmq_mdp_client_request (service, body_p);
-    int rc = s_send_copy (self, request);
-    zmsg_destroy (&request);
-    return rc;
+    zmsg_t *request = s_request_new (self, service, body_p);
+    return request ? s_send (self, &request) : -1;
 }
 
 zmsg_t *
