@@ -6,12 +6,17 @@
 //  service has a FIFO of queued requests and a ready-queue of workers with
 //  free credit. Every per-message step is O(1) but the REPLY match, which
 //  scans the worker's own in-flight requests (at most its credit).
+//
+//  Lists are intrusive (broker_list.h) and a worker keeps its routing id
+//  inline, which the hash uses as its key: an idle worker is one block
+//  plus its hash entry, and dispatching a request allocates nothing.
 
 #include "broker_core.h"
 
 #include <msgpack.h>
 
 #include "cartmq/log.h"
+#include "broker_list.h"
 #include "cartmq/mdp.h"
 #include "service_stats.h"
 
@@ -20,25 +25,31 @@ typedef struct _worker_t worker_t;
 
 struct _service_t {
     char *name;
-    zlistx_t *queue;         //  broker_request_t waiting, oldest first
-    zlistx_t *ready;         //  worker_t with free credit, front first
+    broker_list_t queue;     //  broker_request_t waiting, oldest first
+    broker_list_t ready;     //  worker_t with free credit, front first
     size_t workers;          //  registered workers of this service
     uint64_t requests;       //  accepted since the service appeared
     service_stats_t *stats;  //  service times, made on first reply
 };
 
 struct _worker_t {
-    zframe_t *identity;  //  routing id
-    char *id_hex;        //  for logs
+    broker_peer_t identity;  //  routing id (in id[]); the hash key
     service_t *service;
-    int credit;            //  requests it accepts at once
-    zlistx_t *inflight;    //  broker_request_t sent to it, oldest first
-    void *ready_handle;    //  in service->ready, or NULL
-    void *contact_handle;  //  in core->by_contact
-    void *sent_handle;     //  in core->by_sent
-    int64_t heard_us;      //  last message from it
-    int64_t sent_us;       //  last message to it
+    int credit;                  //  requests it accepts at once
+    broker_list_t inflight;      //  broker_request_t sent to it, oldest first
+    broker_link_t ready_link;    //  in service->ready while it has credit
+    broker_link_t contact_link;  //  in core->by_contact
+    broker_link_t sent_link;     //  in core->by_sent
+    int64_t heard_us;            //  last message from it
+    int64_t sent_us;             //  last message to it
+    byte id[];                   //  identity.size bytes
 };
+
+//  The worker or request a list link belongs to; NULL for NULL.
+#define S_READY_WORKER(at)   BROKER_LIST_ITEM (at, worker_t, ready_link)
+#define S_CONTACT_WORKER(at) BROKER_LIST_ITEM (at, worker_t, contact_link)
+#define S_SENT_WORKER(at)    BROKER_LIST_ITEM (at, worker_t, sent_link)
+#define S_REQUEST(at)        BROKER_LIST_ITEM (at, broker_request_t, link)
 
 struct _broker_core_t {
     broker_config_t config;
@@ -46,10 +57,10 @@ struct _broker_core_t {
     int64_t expiry_us;  //  liveness x heartbeat
     int64_t queue_timeout_us;
     int64_t started_us;
-    zhashx_t *workers;     //  worker_t by routing id frame
-    zhashx_t *services;    //  service_t by name
-    zlistx_t *by_contact;  //  worker_t, least recently heard first
-    zlistx_t *by_sent;     //  worker_t, least recently sent to first
+    zhashx_t *workers;         //  worker_t by broker_peer_t routing id
+    zhashx_t *services;        //  service_t by name
+    broker_list_t by_contact;  //  worker_t, least recently heard first
+    broker_list_t by_sent;     //  worker_t, least recently sent to first
     broker_counters_t counters;
 };
 
@@ -65,41 +76,48 @@ broker_config_defaults (broker_config_t *config)
     config->max_redispatch = 2;
 }
 
-//  Routing ids are binary: hash and compare them as bytes, so a lookup
-//  needs no string made from the frame.
+//  Routing ids are binary: hash and compare them as bytes. Keys are
+//  broker_peer_t: the stored one is the worker's own, a lookup's points
+//  into the received frame, so neither copies anything.
 static size_t
-s_frame_hash (const void *key)
+s_peer_hash (const void *key)
 {
-    zframe_t *frame = (zframe_t *) key;
-    const byte *data = zframe_data (frame);
-    size_t size = zframe_size (frame);
+    const broker_peer_t *peer = (const broker_peer_t *) key;
     size_t hash = 14695981039346656037ULL;
-    for (size_t index = 0; index < size; index++)
-        hash = (hash ^ data[index]) * 1099511628211ULL;
+    for (size_t index = 0; index < peer->size; index++)
+        hash = (hash ^ peer->data[index]) * 1099511628211ULL;
     return hash;
 }
 
 static int
-s_frame_compare (const void *a, const void *b)
+s_peer_compare (const void *a, const void *b)
 {
-    zframe_t *left = (zframe_t *) a;
-    zframe_t *right = (zframe_t *) b;
-    size_t size = zframe_size (left);
-    if (size != zframe_size (right))
-        return size < zframe_size (right) ? -1 : 1;
-    return memcmp (zframe_data (left), zframe_data (right), size);
+    const broker_peer_t *left = (const broker_peer_t *) a;
+    const broker_peer_t *right = (const broker_peer_t *) b;
+    if (left->size != right->size)
+        return left->size < right->size ? -1 : 1;
+    return memcmp (left->data, right->data, left->size);
 }
 
-static void *
-s_frame_duplicate (const void *key)
+static worker_t *
+s_worker_lookup (broker_core_t *self, broker_peer_t identity)
 {
-    return zframe_dup ((zframe_t *) key);
+    return (worker_t *) zhashx_lookup (self->workers, &identity);
 }
 
-static void
-s_frame_destroy (void **key_p)
+//  A routing id in hex for logs: 255 bytes at most, so 511 with the NUL.
+#define S_HEX_BYTES 511
+
+static const char *
+s_peer_hex (broker_peer_t peer, char *hex)
 {
-    zframe_destroy ((zframe_t **) key_p);
+    static const char digits[] = "0123456789ABCDEF";
+    for (size_t index = 0; index < peer.size; index++) {
+        hex[2 * index] = digits[peer.data[index] >> 4];
+        hex[2 * index + 1] = digits[peer.data[index] & 15];
+    }
+    hex[2 * peer.size] = 0;
+    return hex;
 }
 
 broker_core_t *
@@ -114,13 +132,13 @@ broker_core_new (const broker_config_t *config, int64_t now_us)
     self->queue_timeout_us = (int64_t) config->queue_timeout_ms * 1000;
     self->started_us = now_us;
     self->workers = zhashx_new ();
-    zhashx_set_key_hasher (self->workers, s_frame_hash);
-    zhashx_set_key_comparator (self->workers, s_frame_compare);
-    zhashx_set_key_duplicator (self->workers, s_frame_duplicate);
-    zhashx_set_key_destructor (self->workers, s_frame_destroy);
+    zhashx_set_key_hasher (self->workers, s_peer_hash);
+    zhashx_set_key_comparator (self->workers, s_peer_compare);
+    zhashx_set_key_duplicator (self->workers, NULL);
+    zhashx_set_key_destructor (self->workers, NULL);
     self->services = zhashx_new ();
-    self->by_contact = zlistx_new ();
-    self->by_sent = zlistx_new ();
+    broker_list_init (&self->by_contact);
+    broker_list_init (&self->by_sent);
     return self;
 }
 
@@ -132,12 +150,12 @@ static void
 s_worker_sent (broker_core_t *self, worker_t *worker, int64_t now_us)
 {
     worker->sent_us = now_us;
-    zlistx_move_end (self->by_sent, worker->sent_handle);
+    broker_list_move_end (&self->by_sent, &worker->sent_link);
 }
 
 //  DISCONNECT to any peer, known or not.
 static void
-s_send_disconnect (zframe_t *identity, broker_outbox_t *outbox)
+s_send_disconnect (broker_peer_t identity, broker_outbox_t *outbox)
 {
     broker_outbox_add_command (outbox, identity, CMQ_MDPW_DISCONNECT);
 }
@@ -155,8 +173,8 @@ s_service_require (broker_core_t *self, const char *name)
         return NULL;
     service = (service_t *) zmalloc (sizeof (*service));
     service->name = strdup (name);
-    service->queue = zlistx_new ();
-    service->ready = zlistx_new ();
+    broker_list_init (&service->queue);
+    broker_list_init (&service->ready);
     zhashx_insert (self->services, name, service);
     cmq_log_debug ("service created service=%s", name);
     return service;
@@ -166,12 +184,10 @@ s_service_require (broker_core_t *self, const char *name)
 static void
 s_service_release_if_unused (broker_core_t *self, service_t *service)
 {
-    if (service->workers > 0 || zlistx_size (service->queue) > 0)
+    if (service->workers > 0 || broker_list_size (&service->queue) > 0)
         return;
     cmq_log_debug ("service removed service=%s", service->name);
     zhashx_delete (self->services, service->name);
-    zlistx_destroy (&service->queue);
-    zlistx_destroy (&service->ready);
     service_stats_destroy (&service->stats);
     free (service->name);
     free (service);
@@ -197,16 +213,14 @@ s_worker_take (broker_core_t *self, worker_t *worker, broker_request_t *request,
 {
     broker_outbox_add_request (outbox, worker->identity, request);
     request->dispatched_us = now_us;
-    request->handle = zlistx_add_end (worker->inflight, request);
+    broker_list_add_end (&worker->inflight, &request->link);
     s_worker_sent (self, worker, now_us);
 
     service_t *service = worker->service;
-    if (zlistx_size (worker->inflight) < (size_t) worker->credit)
-        zlistx_move_end (service->ready, worker->ready_handle);
-    else {
-        zlistx_delete (service->ready, worker->ready_handle);
-        worker->ready_handle = NULL;
-    }
+    if (broker_list_size (&worker->inflight) < (size_t) worker->credit)
+        broker_list_move_end (&service->ready, &worker->ready_link);
+    else
+        broker_list_remove (&service->ready, &worker->ready_link);
 }
 
 //  Matches queued requests with ready workers, oldest request first.
@@ -214,12 +228,12 @@ static void
 s_service_dispatch (broker_core_t *self, service_t *service, int64_t now_us,
                     broker_outbox_t *outbox)
 {
-    while (zlistx_size (service->queue) && zlistx_size (service->ready)) {
-        broker_request_t *request =
-          (broker_request_t *) zlistx_detach (service->queue, NULL);
-        request->handle = NULL;
-        worker_t *worker = (worker_t *) zlistx_first (service->ready);
-        s_worker_take (self, worker, request, now_us, outbox);
+    broker_link_t *link;
+    while (broker_list_size (&service->ready) &&
+           (link = broker_list_first (&service->queue))) {
+        broker_list_remove (&service->queue, link);
+        worker_t *worker = S_READY_WORKER (broker_list_first (&service->ready));
+        s_worker_take (self, worker, S_REQUEST (link), now_us, outbox);
     }
 }
 
@@ -227,21 +241,22 @@ s_service_dispatch (broker_core_t *self, service_t *service, int64_t now_us,
 //  Workers
 
 static worker_t *
-s_worker_new (broker_core_t *self, zframe_t *identity, service_t *service,
+s_worker_new (broker_core_t *self, broker_peer_t identity, service_t *service,
               int credit, int64_t now_us)
 {
-    worker_t *worker = (worker_t *) zmalloc (sizeof (*worker));
-    worker->identity = zframe_dup (identity);
-    worker->id_hex = zframe_strhex (identity);
+    worker_t *worker = (worker_t *) zmalloc (sizeof (*worker) + identity.size);
+    memcpy (worker->id, identity.data, identity.size);
+    worker->identity.data = worker->id;
+    worker->identity.size = identity.size;
     worker->service = service;
     worker->credit = credit;
-    worker->inflight = zlistx_new ();
+    broker_list_init (&worker->inflight);
     worker->heard_us = now_us;
     worker->sent_us = now_us;
-    zhashx_insert (self->workers, identity, worker);
-    worker->contact_handle = zlistx_add_end (self->by_contact, worker);
-    worker->sent_handle = zlistx_add_end (self->by_sent, worker);
-    worker->ready_handle = zlistx_add_end (service->ready, worker);
+    zhashx_insert (self->workers, &worker->identity, worker);
+    broker_list_add_end (&self->by_contact, &worker->contact_link);
+    broker_list_add_end (&self->by_sent, &worker->sent_link);
+    broker_list_add_end (&service->ready, &worker->ready_link);
     service->workers++;
     return worker;
 }
@@ -253,13 +268,14 @@ s_worker_delete (broker_core_t *self, worker_t *worker, const char *reason,
                  int64_t now_us, broker_outbox_t *outbox)
 {
     service_t *service = worker->service;
+    char hex[S_HEX_BYTES];
     cmq_log_info ("worker removed worker=%s service=%s reason=%s inflight=%zu",
-                  worker->id_hex, service->name, reason,
-                  zlistx_size (worker->inflight));
-    broker_request_t *request;
-    while ((request = (broker_request_t *) zlistx_last (worker->inflight))) {
-        zlistx_detach (worker->inflight, request->handle);
-        request->handle = NULL;
+                  s_peer_hex (worker->identity, hex), service->name, reason,
+                  broker_list_size (&worker->inflight));
+    broker_link_t *link;
+    while ((link = broker_list_last (&worker->inflight))) {
+        broker_list_remove (&worker->inflight, link);
+        broker_request_t *request = S_REQUEST (link);
         if (request->redispatches >= self->config.max_redispatch) {
             s_drop_request (&request, "redispatch_limit",
                             &self->counters.dropped_redispatch_limit);
@@ -267,17 +283,14 @@ s_worker_delete (broker_core_t *self, worker_t *worker, const char *reason,
         }
         request->redispatches++;
         self->counters.redispatched++;
-        request->handle = zlistx_add_start (service->queue, request);
+        broker_list_add_start (&service->queue, &request->link);
     }
-    zlistx_destroy (&worker->inflight);
-    if (worker->ready_handle)
-        zlistx_delete (service->ready, worker->ready_handle);
-    zlistx_delete (self->by_contact, worker->contact_handle);
-    zlistx_delete (self->by_sent, worker->sent_handle);
-    zhashx_delete (self->workers, worker->identity);
+    if (broker_link_is_listed (&worker->ready_link))
+        broker_list_remove (&service->ready, &worker->ready_link);
+    broker_list_remove (&self->by_contact, &worker->contact_link);
+    broker_list_remove (&self->by_sent, &worker->sent_link);
+    zhashx_delete (self->workers, &worker->identity);
     service->workers--;
-    zframe_destroy (&worker->identity);
-    zstr_free (&worker->id_hex);
     free (worker);
     s_service_dispatch (self, service, now_us, outbox);
     s_service_release_if_unused (self, service);
@@ -285,15 +298,13 @@ s_worker_delete (broker_core_t *self, worker_t *worker, const char *reason,
 
 //  A peer broke the protocol: log, DISCONNECT, forget (§3).
 static void
-s_refuse (broker_core_t *self, zframe_t *identity, worker_t *worker,
+s_refuse (broker_core_t *self, broker_peer_t identity, worker_t *worker,
           const char *reason, int64_t now_us, broker_outbox_t *outbox)
 {
     self->counters.invalid++;
-    if (cmq_log_enabled (CMQ_LOG_WARNING)) {
-        char *hex = zframe_strhex (identity);
-        cmq_log_warning ("invalid message peer=%s reason=\"%s\"", hex, reason);
-        free (hex);
-    }
+    char hex[S_HEX_BYTES];
+    cmq_log_warning ("invalid message peer=%s reason=\"%s\"",
+                     s_peer_hex (identity, hex), reason);
     s_send_disconnect (identity, outbox);
     if (worker)
         s_worker_delete (self, worker, "invalid", now_us, outbox);
@@ -313,7 +324,7 @@ s_frame_to_name (zframe_t *frame, char *name)
 }
 
 static void
-s_on_ready (broker_core_t *self, zframe_t *identity,
+s_on_ready (broker_core_t *self, broker_peer_t identity,
             const cmq_mdp_message_t *parsed, int64_t now_us,
             broker_outbox_t *outbox)
 {
@@ -332,8 +343,9 @@ s_on_ready (broker_core_t *self, zframe_t *identity,
     }
     worker_t *worker =
       s_worker_new (self, identity, service, parsed->credit, now_us);
-    cmq_log_info ("worker ready worker=%s service=%s credit=%d", worker->id_hex,
-                  name, worker->credit);
+    char hex[S_HEX_BYTES];
+    cmq_log_info ("worker ready worker=%s service=%s credit=%d",
+                  s_peer_hex (worker->identity, hex), name, worker->credit);
     s_service_dispatch (self, service, now_us, outbox);
 }
 
@@ -342,13 +354,10 @@ s_on_ready (broker_core_t *self, zframe_t *identity,
 static broker_request_t *
 s_inflight_find (worker_t *worker, zframe_t *client)
 {
-    broker_request_t *request =
-      (broker_request_t *) zlistx_first (worker->inflight);
-    while (request) {
-        if (broker_request_is_from (request, client))
-            return request;
-        request = (broker_request_t *) zlistx_next (worker->inflight);
-    }
+    for (broker_link_t *link = broker_list_first (&worker->inflight); link;
+         link = broker_list_next (&worker->inflight, link))
+        if (broker_request_is_from (S_REQUEST (link), client))
+            return S_REQUEST (link);
     return NULL;
 }
 
@@ -366,7 +375,7 @@ s_on_reply (broker_core_t *self, worker_t *worker, zmsg_t **msg_p,
         return;
     }
     service_t *service = worker->service;
-    zlistx_detach (worker->inflight, request->handle);
+    broker_list_remove (&worker->inflight, &request->link);
     if (!service->stats)
         service->stats = service_stats_new ();
     service_stats_record (service->stats, now_us,
@@ -379,22 +388,23 @@ s_on_reply (broker_core_t *self, worker_t *worker, zmsg_t **msg_p,
         zframe_destroy (&(zframe_t *){ zmsg_pop (msg) });
     zframe_t *client = zmsg_pop (msg);
     zframe_destroy (&(zframe_t *){ zmsg_pop (msg) });  //  ""
-    broker_outbox_add_reply (outbox, client, service->name, &msg);
+    broker_outbox_add_reply (outbox, broker_peer_of_frame (client),
+                             service->name, &msg);
     zframe_destroy (&client);
     self->counters.replies++;
 
     //  Credit is free again: rejoin the back of the ready-queue (§3).
-    if (!worker->ready_handle)
-        worker->ready_handle = zlistx_add_end (service->ready, worker);
+    if (!broker_link_is_listed (&worker->ready_link))
+        broker_list_add_end (&service->ready, &worker->ready_link);
     s_service_dispatch (self, service, now_us, outbox);
 }
 
 static void
-s_on_worker_message (broker_core_t *self, zframe_t *identity, zmsg_t **msg_p,
-                     const cmq_mdp_message_t *parsed, int64_t now_us,
-                     broker_outbox_t *outbox)
+s_on_worker_message (broker_core_t *self, broker_peer_t identity,
+                     zmsg_t **msg_p, const cmq_mdp_message_t *parsed,
+                     int64_t now_us, broker_outbox_t *outbox)
 {
-    worker_t *worker = (worker_t *) zhashx_lookup (self->workers, identity);
+    worker_t *worker = s_worker_lookup (self, identity);
     if (!worker) {
         switch (parsed->command) {
             case CMQ_MDPW_READY:
@@ -416,7 +426,7 @@ s_on_worker_message (broker_core_t *self, zframe_t *identity, zmsg_t **msg_p,
         return;
     }
     worker->heard_us = now_us;
-    zlistx_move_end (self->by_contact, worker->contact_handle);
+    broker_list_move_end (&self->by_contact, &worker->contact_link);
     switch (parsed->command) {
         case CMQ_MDPW_REPLY:
             s_on_reply (self, worker, msg_p, parsed, now_us, outbox);
@@ -483,8 +493,8 @@ s_pack_service (broker_core_t *self, msgpack_packer *packer, service_t *service,
     s_pack_str (packer, "name");
     s_pack_str (packer, service->name);
     s_pack_uint_field (packer, "workers", service->workers);
-    s_pack_uint_field (packer, "idle", zlistx_size (service->ready));
-    s_pack_uint_field (packer, "queued", zlistx_size (service->queue));
+    s_pack_uint_field (packer, "idle", broker_list_size (&service->ready));
+    s_pack_uint_field (packer, "queued", broker_list_size (&service->queue));
     if (!with_times)
         return;
     uint64_t count = 0;
@@ -584,7 +594,8 @@ s_on_client_request (broker_core_t *self, zmsg_t **msg_p,
 
     if (strncmp (name, "mmi.", 4) == 0) {
         zmsg_t *answer = s_mmi_answer (self, name, msg, now_us);
-        broker_outbox_add_reply (outbox, client, name, &answer);
+        broker_outbox_add_reply (outbox, broker_peer_of_frame (client), name,
+                                 &answer);
         zframe_destroy (&client);
         zmsg_destroy (&msg);
         return;
@@ -598,8 +609,8 @@ s_on_client_request (broker_core_t *self, zmsg_t **msg_p,
         return;
     }
     bool can_wait =
-      zlistx_size (service->queue) < (size_t) self->config.max_queued;
-    if (!can_wait && zlistx_size (service->ready) == 0) {
+      broker_list_size (&service->queue) < (size_t) self->config.max_queued;
+    if (!can_wait && broker_list_size (&service->ready) == 0) {
         cmq_log_warning ("request dropped reason=queue_full service=%s", name);
         self->counters.dropped_queue_full++;
         zframe_destroy (&client);
@@ -612,12 +623,12 @@ s_on_client_request (broker_core_t *self, zmsg_t **msg_p,
     service->requests++;
     //  A service with a ready worker has an empty queue: workers take
     //  queued requests as soon as they have credit.
-    worker_t *worker = (worker_t *) zlistx_first (service->ready);
+    worker_t *worker = S_READY_WORKER (broker_list_first (&service->ready));
     if (worker)
         s_worker_take (self, worker, request, now_us, outbox);
     else {
         broker_request_pack (request);
-        request->handle = zlistx_add_end (service->queue, request);
+        broker_list_add_end (&service->queue, &request->link);
     }
 }
 
@@ -664,17 +675,18 @@ broker_core_on_message (broker_core_t *self, zmsg_t **msg_p, int64_t now_us,
     cmq_mdp_message_t parsed;
     cmq_mdp_status_t status = cmq_mdp_parse (msg, &parsed);
     zmsg_prepend (msg, &identity);
-    identity = zmsg_first (msg);
+    //  Points into the message's first frame, which stays put until the
+    //  handler consumes the message.
+    broker_peer_t peer = broker_peer_of_frame (zmsg_first (msg));
     if (cmq_log_enabled (CMQ_LOG_DEBUG))
         s_trace (msg, status, &parsed);
-    if (status != CMQ_MDP_OK) {
-        worker_t *worker = (worker_t *) zhashx_lookup (self->workers, identity);
-        s_refuse (self, identity, worker, cmq_mdp_status_str (status), now_us,
-                  outbox);
-    } else if (parsed.kind == CMQ_MDP_FROM_CLIENT)
+    if (status != CMQ_MDP_OK)
+        s_refuse (self, peer, s_worker_lookup (self, peer),
+                  cmq_mdp_status_str (status), now_us, outbox);
+    else if (parsed.kind == CMQ_MDP_FROM_CLIENT)
         s_on_client_request (self, msg_p, &parsed, now_us, outbox);
     else
-        s_on_worker_message (self, identity, msg_p, &parsed, now_us, outbox);
+        s_on_worker_message (self, peer, msg_p, &parsed, now_us, outbox);
     zmsg_destroy (msg_p);
 }
 
@@ -685,8 +697,9 @@ static void
 s_expire_workers (broker_core_t *self, int64_t now_us, broker_outbox_t *outbox)
 {
     worker_t *worker;
-    while ((worker = (worker_t *) zlistx_first (self->by_contact)) &&
-           now_us - worker->heard_us >= self->expiry_us)
+    while (
+      (worker = S_CONTACT_WORKER (broker_list_first (&self->by_contact))) &&
+      now_us - worker->heard_us >= self->expiry_us)
         s_worker_delete (self, worker, "expired", now_us, outbox);
 }
 
@@ -694,7 +707,7 @@ static void
 s_send_heartbeats (broker_core_t *self, int64_t now_us, broker_outbox_t *outbox)
 {
     worker_t *worker;
-    while ((worker = (worker_t *) zlistx_first (self->by_sent)) &&
+    while ((worker = S_SENT_WORKER (broker_list_first (&self->by_sent))) &&
            now_us - worker->sent_us >= self->heartbeat_us) {
         broker_outbox_add_command (outbox, worker->identity,
                                    CMQ_MDPW_HEARTBEAT);
@@ -711,13 +724,13 @@ s_expire_requests (broker_core_t *self, int64_t now_us)
     for (service_t *service = (service_t *) zhashx_first (self->services);
          service; service = (service_t *) zhashx_next (self->services)) {
         broker_request_t *request;
-        while ((request = (broker_request_t *) zlistx_first (service->queue)) &&
+        while ((request = S_REQUEST (broker_list_first (&service->queue))) &&
                now_us - request->arrived_us >= self->queue_timeout_us) {
-            zlistx_detach (service->queue, request->handle);
+            broker_list_remove (&service->queue, &request->link);
             s_drop_request (&request, "expired",
                             &self->counters.dropped_expired);
         }
-        if (service->workers == 0 && zlistx_size (service->queue) == 0) {
+        if (service->workers == 0 && broker_list_size (&service->queue) == 0) {
             if (!idle)
                 idle = zlistx_new ();
             zlistx_add_end (idle, service);
@@ -746,9 +759,9 @@ void
 broker_core_disconnect_all (broker_core_t *self, broker_outbox_t *outbox)
 {
     assert (self && outbox);
-    for (worker_t *worker = (worker_t *) zlistx_first (self->by_contact);
-         worker; worker = (worker_t *) zlistx_next (self->by_contact))
-        s_send_disconnect (worker->identity, outbox);
+    for (broker_link_t *link = broker_list_first (&self->by_contact); link;
+         link = broker_list_next (&self->by_contact, link))
+        s_send_disconnect (S_CONTACT_WORKER (link)->identity, outbox);
 }
 
 size_t
@@ -770,7 +783,7 @@ broker_core_queued (broker_core_t *self, const char *name)
 {
     assert (self && name);
     service_t *service = (service_t *) zhashx_lookup (self->services, name);
-    return service ? zlistx_size (service->queue) : 0;
+    return service ? broker_list_size (&service->queue) : 0;
 }
 
 const broker_counters_t *
@@ -791,21 +804,21 @@ broker_core_destroy (broker_core_t **self_p)
     broker_outbox_t *discard = broker_outbox_new ();
     self->config.max_redispatch = 0;
     worker_t *worker;
-    while ((worker = (worker_t *) zlistx_first (self->by_contact)))
+    while ((worker = S_CONTACT_WORKER (broker_list_first (&self->by_contact))))
         s_worker_delete (self, worker, "shutdown", 0, discard);
     broker_outbox_destroy (&discard);
     service_t *service;
     while ((service = (service_t *) zhashx_first (self->services))) {
-        broker_request_t *request;
-        while (
-          (request = (broker_request_t *) zlistx_detach (service->queue, NULL)))
+        broker_link_t *link;
+        while ((link = broker_list_first (&service->queue))) {
+            broker_list_remove (&service->queue, link);
+            broker_request_t *request = S_REQUEST (link);
             broker_request_unref (&request);
+        }
         s_service_release_if_unused (self, service);
     }
     zhashx_destroy (&self->workers);
     zhashx_destroy (&self->services);
-    zlistx_destroy (&self->by_contact);
-    zlistx_destroy (&self->by_sent);
     free (self);
     *self_p = NULL;
 }

@@ -65,7 +65,7 @@ s_bytes_set (s_bytes_t *bytes, const void *data, size_t size)
 }
 
 static s_entry_t *
-s_append (broker_outbox_t *self, s_kind_t kind, zframe_t *peer)
+s_append (broker_outbox_t *self, s_kind_t kind, broker_peer_t peer)
 {
     if (self->count == self->capacity) {
         self->capacity *= 2;
@@ -77,24 +77,24 @@ s_append (broker_outbox_t *self, s_kind_t kind, zframe_t *peer)
     entry->kind = kind;
     entry->request = NULL;
     entry->body = NULL;
-    s_bytes_set (&entry->peer, zframe_data (peer), zframe_size (peer));
+    s_bytes_set (&entry->peer, peer.data, peer.size);
     return entry;
 }
 
 void
-broker_outbox_add_request (broker_outbox_t *self, zframe_t *worker,
+broker_outbox_add_request (broker_outbox_t *self, broker_peer_t worker,
                            broker_request_t *request)
 {
-    assert (self && worker && request);
+    assert (self && worker.data && request);
     s_entry_t *entry = s_append (self, S_REQUEST, worker);
     entry->request = broker_request_ref (request);
 }
 
 void
-broker_outbox_add_reply (broker_outbox_t *self, zframe_t *client,
+broker_outbox_add_reply (broker_outbox_t *self, broker_peer_t client,
                          const char *service, zmsg_t **body_p)
 {
-    assert (self && client && service && body_p && *body_p);
+    assert (self && client.data && service && body_p && *body_p);
     s_entry_t *entry = s_append (self, S_REPLY, client);
     s_bytes_set (&entry->service, service, strlen (service));
     entry->body = *body_p;
@@ -102,10 +102,10 @@ broker_outbox_add_reply (broker_outbox_t *self, zframe_t *client,
 }
 
 void
-broker_outbox_add_command (broker_outbox_t *self, zframe_t *peer,
+broker_outbox_add_command (broker_outbox_t *self, broker_peer_t peer,
                            cmq_mdpw_command_t command)
 {
-    assert (self && peer);
+    assert (self && peer.data);
     s_entry_t *entry = s_append (self, S_COMMAND, peer);
     entry->command = command;
 }

@@ -17,21 +17,34 @@
 
 typedef struct _broker_outbox_t broker_outbox_t;
 
+//  A peer's routing id, 1..255 bytes, borrowed for the call.
+typedef struct {
+    const byte *data;
+    size_t size;
+} broker_peer_t;
+
+static inline broker_peer_t
+broker_peer_of_frame (zframe_t *frame)
+{
+    broker_peer_t peer = { zframe_data (frame), zframe_size (frame) };
+    return peer;
+}
+
 broker_outbox_t *broker_outbox_new (void);
 
 void broker_outbox_destroy (broker_outbox_t **self_p);
 
 //  [worker][""][MDPW01][REQUEST][client][""][body...] from the request;
 //  takes a new reference to request.
-void broker_outbox_add_request (broker_outbox_t *self, zframe_t *worker,
+void broker_outbox_add_request (broker_outbox_t *self, broker_peer_t worker,
                                 broker_request_t *request);
 
 //  [client][""][MDPC01][service][body...]; takes *body_p.
-void broker_outbox_add_reply (broker_outbox_t *self, zframe_t *client,
+void broker_outbox_add_reply (broker_outbox_t *self, broker_peer_t client,
                               const char *service, zmsg_t **body_p);
 
 //  [peer][""][MDPW01][command] for HEARTBEAT and DISCONNECT.
-void broker_outbox_add_command (broker_outbox_t *self, zframe_t *peer,
+void broker_outbox_add_command (broker_outbox_t *self, broker_peer_t peer,
                                 cmq_mdpw_command_t command);
 
 size_t broker_outbox_size (broker_outbox_t *self);

@@ -21,6 +21,8 @@
 #include <stdbool.h>
 #include <stdint.h>
 
+#include "broker_list.h"
+
 typedef struct _broker_request_t broker_request_t;
 
 struct _broker_request_t {
@@ -31,7 +33,7 @@ struct _broker_request_t {
     int64_t arrived_us;     //  first arrival at the broker
     int64_t dispatched_us;  //  last handed to a worker
     int redispatches;       //  times re-sent after a worker died
-    void *handle;           //  in its service queue or worker's in-flight list
+    broker_link_t link;     //  in its service queue or worker's in-flight list
     int refs;
 };
 

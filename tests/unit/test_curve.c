@@ -212,8 +212,8 @@ files_that_are_not_certificates_are_refused (void **state)
         "just some text\n",
         "curve\n   public-key = \"x\"\n",
         "curve\n    public-key = \"short\"\n",
-        "curve\n    public-key = "
-        "\"~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~\"\n",
+        ("curve\n    public-key = "
+         "\"~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~~\"\n"),
         "",
     };
     for (size_t index = 0; index < 5; index++) {
