@@ -49,6 +49,10 @@ WINDOW = 16
 CREDIT = 16
 ECHO_WORKERS = 4
 ECHO_SIZE = 32
+#  Window-1 runs per side and round: a p50 a few percent apart needs more
+#  samples than a throughput on this noisy machine (single rounds of 4
+#  runs ranged 0.97-1.12 for the same pair).
+LATENCY_RUNS = 8
 USERS = 1000
 QUEUED = 100000
 IDLE_WORKERS = 1000
@@ -120,6 +124,8 @@ class Bench:
         self.worker_bin = os.path.join(build, "worker", "cartmq-worker")
         self.client_bin = os.path.join(build, "client", "cartmq")
         self.forwarder_bin = os.path.join(build, "bench", "cartmq-forwarder")
+        self.core_memory_bin = os.path.join(build, "bench",
+                                            "cartmq-core-memory")
         for path in (self.broker_bin, self.worker_bin, self.client_bin,
                      self.forwarder_bin):
             if not os.access(path, os.X_OK):
@@ -274,12 +280,13 @@ class Bench:
             self.wait_workers(endpoint, "echo", workers)
         return endpoint, server, started
 
-    def echo_pair(self, setups, clients, window):
+    def echo_pair(self, setups, clients, window, runs_per_side=None):
         """Two echo setups measured against each other: both run at once
         (the idle one costs nothing), and the load alternates between them
         in one-second runs, A B B A A B B A ..., so that a slow spell of
         the machine falls on both alike. Returns a result per setup: req/s
         over all its runs, and the median of its runs' percentiles."""
+        runs_per_side = runs_per_side or self.args.duration
         running = []
         try:
             for target, workers, credit in setups:
@@ -289,7 +296,7 @@ class Bench:
                 self.run_bench(endpoint, "echo", clients, window, extra,
                                duration=1, warmup=0)
             runs = [[], []]
-            for step in range(2 * self.args.duration):
+            for step in range(2 * runs_per_side):
                 side = (step + step // 2) % 2    # 0 1 1 0 0 1 1 0 ...
                 result = self.run_bench(running[side][0], "echo", clients,
                                         window, extra, duration=1, warmup=0)
@@ -504,6 +511,16 @@ class Bench:
                 dealer.close()
             self.procs.stop([server])
 
+    def core_memory(self):
+        """The broker's own heap per idle worker and per queued request,
+        exactly: cartmq-core-memory drives the routing core without
+        sockets and reads the allocator's count (no libzmq, no noise)."""
+        done = subprocess.run([self.core_memory_bin, "10000"],
+                              capture_output=True, text=True, timeout=120)
+        lines = [line for line in done.stdout.splitlines()
+                 if line.startswith("{")]
+        return json.loads(lines[-1]) if lines else None
+
     @staticmethod
     def heartbeat(workers, send):
         """Reads what the broker sent each idle worker and, when asked,
@@ -557,7 +574,8 @@ class Bench:
             (("lat-conformant", "lat-broker"),
              ("window 1: echo via forwarder --mode conformant, 1 worker",
               "window 1: echo via broker, 1 worker"),
-             lambda: self.echo_pair(latency, 1, 1)),
+             lambda: self.echo_pair(latency, 1, 1,
+                                    max(LATENCY_RUNS, self.args.duration))),
             ("lat-cart", "window 1: cart AddItemToCart via broker, "
              "1 worker", lambda: self.cart_window_one()),
         ]
@@ -610,6 +628,8 @@ class Bench:
                 IDLE_WORKERS))
             self.memory["idle-" + target] = self.idle_workers(target)
             log("  %s" % self.memory["idle-" + target])
+        self.memory["core"] = self.core_memory()
+        log("  core: %s" % self.memory["core"])
         self.elapsed = time.monotonic() - started
         if self.args.perf:
             self.profile()
@@ -654,9 +674,10 @@ class Bench:
                    "over the rounds. Echo rows come in pairs measured "
                    "together: both setups run at once and the load "
                    "alternates between them in 1 s runs (ABBA), %d s each "
-                   "per round." % (
+                   "per round (window-1 pairs: %d s each)." % (
                        CLIENTS, WINDOW, CLIENTS * WINDOW, USERS, ECHO_SIZE,
-                       self.args.duration, self.args.duration))
+                       self.args.duration, self.args.duration,
+                       max(LATENCY_RUNS, self.args.duration)))
         out.append("")
         out.append("| configuration | req/s | p50 µs | p99 µs | "
                    "errors + timeouts | req/s per round |")
@@ -758,11 +779,18 @@ class Bench:
         add("… of which above the forwarder's %.0f (libzmq's own per "
             "connection)" % floor_idle, idle["per_worker"] - floor_idle,
             "-", None, "%.0f")
+        core = self.memory.get("core") or {}
+        add("… the broker's own heap per idle worker (cartmq-core-memory, "
+            "exact)", core.get("bytes_per_idle_worker"), "-", None, "%.0f")
         add("broker RSS per queued request minus its %d-byte body (bytes)"
             % queued["payload"], queued["per_request"] - queued["payload"],
             "< 512", lambda v: v < 512, "%.0f")
         add("… of which above the forwarder's %.0f per queued request"
             % floor_queued, queued["per_request"] - floor_queued, "-", None,
+            "%.0f")
+        add("… the broker's own heap per queued request beyond its body "
+            "(cartmq-core-memory, exact)",
+            core.get("bytes_per_queued_request_beyond_body"), "-", None,
             "%.0f")
         add("broker CPU, %d idle workers (%% of a core)" % IDLE_WORKERS,
             idle["cpu_percent"], "< 3", lambda v: v < 3, "%.2f")

@@ -37,9 +37,9 @@ typedef struct {
 int bench_main (const bench_globals_t *globals, int argc, char **argv);
 
 //  ---------------------------------------------------------------------
-//  Latency histogram: log-linear buckets, 64 per power of two, so any
-//  recorded value is reported within 1/64 (1.6%) of itself; values below
-//  128 are exact. Values are nanoseconds up to about 2^40 (18 minutes);
+//  Latency histogram: log-linear buckets, 256 per power of two, so any
+//  recorded value is reported within 1/256 (0.4%) of itself; values below
+//  512 are exact. Values are nanoseconds up to about 2^43 (2.4 hours);
 //  larger ones are clamped.
 
 typedef struct _bench_histogram_t bench_histogram_t;
