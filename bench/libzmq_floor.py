@@ -1,0 +1,86 @@
+#!/usr/bin/python3
+"""libzmq's own memory per connection: the floor under any broker.
+
+A bare ROUTER (pyzmq, the same Debian libzmq 4.3.4 the broker links) that
+reads and drops every message and stores nothing; N DEALERs from this
+process connect and each sends one MDP READY, as idle workers do. Prints
+the ROUTER process's RSS growth per connection. Compare with the broker's
+and the forwarder's rows in docs/benchmarks.md.
+
+    /usr/bin/python3 bench/libzmq_floor.py [CONNECTIONS]
+"""
+
+import socket
+import subprocess
+import sys
+import time
+
+import zmq
+
+SERVER = """
+import sys, zmq
+router = zmq.Context().socket(zmq.ROUTER)
+router.rcvhwm = 0
+router.bind(sys.argv[1])
+while True:
+    if router.poll(100):
+        router.recv_multipart()
+"""
+
+
+def rss_bytes(pid):
+    with open("/proc/%d/status" % pid) as status:
+        for line in status:
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1]) * 1024
+    return 0
+
+
+def free_port():
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+def settle(pid, timeout_s=20):
+    """Waits until RSS stops moving: every connection made and read."""
+    last, deadline = -1, time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        time.sleep(0.5)
+        now = rss_bytes(pid)
+        if now == last:
+            return now
+        last = now
+    return last
+
+
+def main():
+    count = int(sys.argv[1]) if len(sys.argv) > 1 else 1000
+    endpoint = "tcp://127.0.0.1:%d" % free_port()
+    server = subprocess.Popen([sys.executable, "-c", SERVER, endpoint])
+    context = zmq.Context()
+    dealers = []
+    try:
+        time.sleep(1)
+        before = settle(server.pid)
+        for _ in range(count):
+            dealer = context.socket(zmq.DEALER)
+            dealer.linger = 0
+            dealer.connect(endpoint)
+            dealer.send_multipart([b"", b"MDPW01", b"\x01", b"idle"])
+            dealers.append(dealer)
+        after = settle(server.pid)
+        print("bare libzmq %s ROUTER: %.0f bytes of RSS per connection "
+              "(%d connections, %.1f -> %.1f MiB)" % (
+                  zmq.zmq_version(), (after - before) / count, count,
+                  before / 2**20, after / 2**20))
+    finally:
+        for dealer in dealers:
+            dealer.close()
+        server.kill()
+        server.wait()
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
