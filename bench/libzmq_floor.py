@@ -10,12 +10,13 @@ and the forwarder's rows in docs/benchmarks.md.
     /usr/bin/python3 bench/libzmq_floor.py [CONNECTIONS]
 """
 
-import socket
 import subprocess
 import sys
 import time
 
 import zmq
+
+from run import Bench, free_port
 
 SERVER = """
 import sys, zmq
@@ -28,30 +29,10 @@ while True:
 """
 
 
-def rss_bytes(pid):
-    with open("/proc/%d/status" % pid) as status:
-        for line in status:
-            if line.startswith("VmRSS:"):
-                return int(line.split()[1]) * 1024
-    return 0
-
-
-def free_port():
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
-
-
-def settle(pid, timeout_s=20):
-    """Waits until RSS stops moving: every connection made and read."""
-    last, deadline = -1, time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
-        time.sleep(0.5)
-        now = rss_bytes(pid)
-        if now == last:
-            return now
-        last = now
-    return last
+def settle(pid):
+    """RSS once it stops moving: every connection made and read."""
+    Bench.settle(pid)
+    return Bench.rss_bytes(pid)
 
 
 def main():

@@ -49,10 +49,11 @@ WINDOW = 16
 CREDIT = 16
 ECHO_WORKERS = 4
 ECHO_SIZE = 32
-#  Window-1 runs per side and round: a p50 a few percent apart needs more
-#  samples than a throughput on this noisy machine (single rounds of 4
-#  runs ranged 0.97-1.12 for the same pair).
-LATENCY_RUNS = 8
+#  Window-1 pairs: seconds of cartmq-latency-pair per round, requests
+#  alternating between the two setups one by one. Alternating one-second
+#  runs instead gave per-round p50 ratios from 0.96 to 1.12 for the same
+#  pair; request by request they stay within about 2 %.
+LATENCY_SECONDS = 8
 USERS = 1000
 QUEUED = 100000
 IDLE_WORKERS = 1000
@@ -126,6 +127,8 @@ class Bench:
         self.forwarder_bin = os.path.join(build, "bench", "cartmq-forwarder")
         self.core_memory_bin = os.path.join(build, "bench",
                                             "cartmq-core-memory")
+        self.latency_pair_bin = os.path.join(build, "bench",
+                                             "cartmq-latency-pair")
         for path in (self.broker_bin, self.worker_bin, self.client_bin,
                      self.forwarder_bin):
             if not os.access(path, os.X_OK):
@@ -280,13 +283,12 @@ class Bench:
             self.wait_workers(endpoint, "echo", workers)
         return endpoint, server, started
 
-    def echo_pair(self, setups, clients, window, runs_per_side=None):
+    def echo_pair(self, setups, clients, window):
         """Two echo setups measured against each other: both run at once
         (the idle one costs nothing), and the load alternates between them
         in one-second runs, A B B A A B B A ..., so that a slow spell of
         the machine falls on both alike. Returns a result per setup: req/s
         over all its runs, and the median of its runs' percentiles."""
-        runs_per_side = runs_per_side or self.args.duration
         running = []
         try:
             for target, workers, credit in setups:
@@ -296,13 +298,46 @@ class Bench:
                 self.run_bench(endpoint, "echo", clients, window, extra,
                                duration=1, warmup=0)
             runs = [[], []]
-            for step in range(2 * runs_per_side):
+            for step in range(2 * self.args.duration):
                 side = (step + step // 2) % 2    # 0 1 1 0 0 1 1 0 ...
                 result = self.run_bench(running[side][0], "echo", clients,
                                         window, extra, duration=1, warmup=0)
                 if result:
                     runs[side].append(result)
             return [self.combine(side_runs) for side_runs in runs]
+        finally:
+            for endpoint, server, started in running:
+                self.procs.stop(started + [server])
+
+    def latency_pair(self, setups):
+        """Window-1 latency of two echo setups, request by request in turn
+        (cartmq-latency-pair, A B B A ...): both sides see the same moments
+        of the machine. Returns a result per setup."""
+        running = []
+        try:
+            for target, workers, credit in setups:
+                running.append(self.echo_setup(target, workers, credit))
+            seconds = max(LATENCY_SECONDS, self.args.duration)
+            args = [self.latency_pair_bin, "--a", running[0][0],
+                    "--b", running[1][0], "--service", "echo",
+                    "--size", str(ECHO_SIZE), "--duration", str(seconds),
+                    "--warmup", str(self.args.warmup), "--json"]
+            done = subprocess.run(args, capture_output=True, text=True,
+                                  timeout=seconds + self.args.warmup + 30)
+            lines = [line for line in done.stdout.splitlines()
+                     if line.startswith("{")]
+            if not lines:
+                log("  latency pair failed (exit %d): %s" % (
+                    done.returncode, done.stderr.strip()))
+                return [None, None]
+            pair = json.loads(lines[-1])
+            results = []
+            for side in ("a", "b"):
+                result = dict(pair[side])
+                result["errors"] = 0
+                result["elapsed_s"] = pair["elapsed_s"]
+                results.append(result)
+            return results
         finally:
             for endpoint, server, started in running:
                 self.procs.stop(started + [server])
@@ -407,13 +442,14 @@ class Bench:
             return self.start_broker(extra)
         return self.start_forwarder(target)
 
-    def settle(self, pid, timeout_s=20):
+    @staticmethod
+    def settle(pid, timeout_s=20):
         """Waits until a process's RSS stops growing (the forwarder has no
         MMI to say it has read everything)."""
         last, deadline = -1, time.monotonic() + timeout_s
         while time.monotonic() < deadline:
             time.sleep(0.5)
-            now = self.rss_bytes(pid)
+            now = Bench.rss_bytes(pid)
             if now == last:
                 return
             last = now
@@ -574,8 +610,7 @@ class Bench:
             (("lat-conformant", "lat-broker"),
              ("window 1: echo via forwarder --mode conformant, 1 worker",
               "window 1: echo via broker, 1 worker"),
-             lambda: self.echo_pair(latency, 1, 1,
-                                    max(LATENCY_RUNS, self.args.duration))),
+             lambda: self.latency_pair(latency)),
             ("lat-cart", "window 1: cart AddItemToCart via broker, "
              "1 worker", lambda: self.cart_window_one()),
         ]
@@ -674,10 +709,12 @@ class Bench:
                    "over the rounds. Echo rows come in pairs measured "
                    "together: both setups run at once and the load "
                    "alternates between them in 1 s runs (ABBA), %d s each "
-                   "per round (window-1 pairs: %d s each)." % (
+                   "per round. Window-1 echo pairs alternate request by "
+                   "request (cartmq-latency-pair, A B B A), %d s per "
+                   "round." % (
                        CLIENTS, WINDOW, CLIENTS * WINDOW, USERS, ECHO_SIZE,
                        self.args.duration, self.args.duration,
-                       max(LATENCY_RUNS, self.args.duration)))
+                       max(LATENCY_SECONDS, self.args.duration)))
         out.append("")
         out.append("| configuration | req/s | p50 µs | p99 µs | "
                    "errors + timeouts | req/s per round |")

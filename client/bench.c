@@ -340,8 +340,8 @@ bench_mix_pick (const bench_mix_t *mix, uint32_t random)
 //  ---------------------------------------------------------------------
 //  Small helpers
 
-static int64_t
-s_now_ns (void)
+int64_t
+bench_now_ns (void)
 {
     struct timespec now;
     clock_gettime (CLOCK_MONOTONIC, &now);
@@ -714,8 +714,8 @@ s_drain (s_bench_t *self, s_peer_t *peer)
 {
     zmsg_t *body;
     while ((body = cmq_client_recv (peer->client, 0, NULL)))
-        s_on_reply (self, peer, &body, s_now_ns ());
-    s_fill (self, peer, s_now_ns ());
+        s_on_reply (self, peer, &body, bench_now_ns ());
+    s_fill (self, peer, bench_now_ns ());
 }
 
 //  Frees the slots of requests silent past the timeout; a reply that
@@ -928,7 +928,7 @@ s_bench_new (const s_settings_t *settings)
     self->opaque = (byte *) zmalloc ((size_t) settings->size);
     for (int64_t index = S_TAG_BYTES; index < settings->size; index++)
         self->opaque[index] = (byte) ('a' + index % 26);
-    self->random = (uint64_t) s_now_ns () ^ ((uint64_t) getpid () << 32);
+    self->random = (uint64_t) bench_now_ns () ^ ((uint64_t) getpid () << 32);
     if (self->random == 0)
         self->random = 1;
     return self;
@@ -975,21 +975,21 @@ s_run (s_bench_t *self)
 {
     const s_settings_t *settings = self->settings;
     bool show_progress = isatty (STDERR_FILENO);
-    int64_t start_ns = s_now_ns ();
+    int64_t start_ns = bench_now_ns ();
     int64_t warmup_end_ns = start_ns + settings->warmup_s * 1000000000LL;
     self->measure_ns = start_ns;
     self->is_sending = true;
     if (settings->warmup_s == 0)
         s_start_measuring (self, start_ns);
     for (int64_t index = 0; index < settings->clients; index++)
-        s_fill (self, &self->peers[index], s_now_ns ());
+        s_fill (self, &self->peers[index], bench_now_ns ());
 
     int64_t next_tick_ns = start_ns + S_TICK_MS * 1000000LL;
     int64_t next_progress_ns = start_ns + S_PROGRESS_NS;
     uint64_t progress_completed = 0;
     int64_t progress_ns = start_ns;
     while (!zsys_interrupted) {
-        int64_t now_ns = s_now_ns ();
+        int64_t now_ns = bench_now_ns ();
         if (!self->is_measuring && now_ns >= warmup_end_ns) {
             s_start_measuring (self, now_ns);
             progress_completed = 0;
@@ -1140,7 +1140,7 @@ bench_main (const bench_globals_t *globals, int argc, char **argv)
         rc = 2;
         if (s_connect (bench) == 0) {
             s_run (bench);
-            double elapsed_s = s_elapsed_s (bench, s_now_ns ());
+            double elapsed_s = s_elapsed_s (bench, bench_now_ns ());
             if (settings.is_json)
                 s_print_json (bench, elapsed_s);
             else

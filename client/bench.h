@@ -36,6 +36,9 @@ typedef struct {
 //  when no reply came at all.
 int bench_main (const bench_globals_t *globals, int argc, char **argv);
 
+//  Monotonic clock in nanoseconds, what every latency here is timed by.
+int64_t bench_now_ns (void);
+
 //  ---------------------------------------------------------------------
 //  Latency histogram: log-linear buckets, 256 per power of two, so any
 //  recorded value is reported within 1/256 (0.4%) of itself; values below
