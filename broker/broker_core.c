@@ -315,21 +315,34 @@ s_refuse (broker_core_t *self, broker_peer_t identity, worker_t *worker,
 
 //  Copies a service-name frame into a C string; names were checked to be
 //  1..255 bytes without NUL by the parser.
-static void
-s_frame_to_name (zframe_t *frame, char *name)
+//  The message being handled and what the parser found in it. Layout
+//  indexes count from the frame after the routing id.
+typedef struct {
+    broker_message_t *message;
+    cmq_mdp_layout_t layout;
+} s_input_t;
+
+static zmq_msg_t *
+s_frame (const s_input_t *input, int index)
 {
-    size_t size = zframe_size (frame);
-    memcpy (name, zframe_data (frame), size);
+    assert (index >= 0 && (size_t) index + 1 < input->message->count);
+    return &input->message->frames[1 + index];
+}
+
+static void
+s_frame_to_name (zmq_msg_t *frame, char *name)
+{
+    size_t size = zmq_msg_size (frame);
+    memcpy (name, zmq_msg_data (frame), size);
     name[size] = 0;
 }
 
 static void
-s_on_ready (broker_core_t *self, broker_peer_t identity,
-            const cmq_mdp_message_t *parsed, int64_t now_us,
-            broker_outbox_t *outbox)
+s_on_ready (broker_core_t *self, broker_peer_t identity, const s_input_t *input,
+            int64_t now_us, broker_outbox_t *outbox)
 {
     char name[CMQ_MAX_SERVICE_NAME_BYTES + 1];
-    s_frame_to_name (parsed->service, name);
+    s_frame_to_name (s_frame (input, input->layout.service), name);
     //  RFC 8: mmi.* names are the broker's own.
     if (strncmp (name, "mmi.", 4) == 0) {
         s_refuse (self, identity, NULL, "READY for an mmi.* service", now_us,
@@ -342,7 +355,7 @@ s_on_ready (broker_core_t *self, broker_peer_t identity,
         return;
     }
     worker_t *worker =
-      s_worker_new (self, identity, service, parsed->credit, now_us);
+      s_worker_new (self, identity, service, input->layout.credit, now_us);
     char hex[S_HEX_BYTES];
     cmq_log_info ("worker ready worker=%s service=%s credit=%d",
                   s_peer_hex (worker->identity, hex), name, worker->credit);
@@ -352,7 +365,7 @@ s_on_ready (broker_core_t *self, broker_peer_t identity,
 //  Finds the request in flight on this worker for this client: the oldest,
 //  since a client may have several in flight on one worker.
 static broker_request_t *
-s_inflight_find (worker_t *worker, zframe_t *client)
+s_inflight_find (worker_t *worker, broker_peer_t client)
 {
     for (broker_link_t *link = broker_list_first (&worker->inflight); link;
          link = broker_list_next (&worker->inflight, link))
@@ -362,13 +375,14 @@ s_inflight_find (worker_t *worker, zframe_t *client)
 }
 
 //  [wid][""][MDPW01][REPLY][client][""][body...] goes to the client as
-//  [client][""][MDPC01][service][body...], reusing the message.
+//  [client][""][MDPC01][service][body...], the body frames moved.
 static void
-s_on_reply (broker_core_t *self, worker_t *worker, zmsg_t **msg_p,
-            const cmq_mdp_message_t *parsed, int64_t now_us,
-            broker_outbox_t *outbox)
+s_on_reply (broker_core_t *self, worker_t *worker, const s_input_t *input,
+            int64_t now_us, broker_outbox_t *outbox)
 {
-    broker_request_t *request = s_inflight_find (worker, parsed->address);
+    broker_peer_t client =
+      broker_peer_of_msg (s_frame (input, input->layout.address));
+    broker_request_t *request = s_inflight_find (worker, client);
     if (!request) {
         s_refuse (self, worker->identity, worker, "REPLY without a request",
                   now_us, outbox);
@@ -382,15 +396,9 @@ s_on_reply (broker_core_t *self, worker_t *worker, zmsg_t **msg_p,
                           now_us - request->dispatched_us);
     broker_request_unref (&request);
 
-    zmsg_t *msg = *msg_p;
-    *msg_p = NULL;
-    for (int frame = 0; frame < 4; frame++)  //  wid, "", header, command
-        zframe_destroy (&(zframe_t *){ zmsg_pop (msg) });
-    zframe_t *client = zmsg_pop (msg);
-    zframe_destroy (&(zframe_t *){ zmsg_pop (msg) });  //  ""
-    broker_outbox_add_reply (outbox, broker_peer_of_frame (client),
-                             service->name, &msg);
-    zframe_destroy (&client);
+    broker_outbox_add_reply (outbox, client, service->name,
+                             s_frame (input, input->layout.address + 2),
+                             input->layout.body_frames);
     self->counters.replies++;
 
     //  Credit is free again: rejoin the back of the ready-queue (§3).
@@ -401,14 +409,14 @@ s_on_reply (broker_core_t *self, worker_t *worker, zmsg_t **msg_p,
 
 static void
 s_on_worker_message (broker_core_t *self, broker_peer_t identity,
-                     zmsg_t **msg_p, const cmq_mdp_message_t *parsed,
-                     int64_t now_us, broker_outbox_t *outbox)
+                     const s_input_t *input, int64_t now_us,
+                     broker_outbox_t *outbox)
 {
     worker_t *worker = s_worker_lookup (self, identity);
     if (!worker) {
-        switch (parsed->command) {
+        switch (input->layout.command) {
             case CMQ_MDPW_READY:
-                s_on_ready (self, identity, parsed, now_us, outbox);
+                s_on_ready (self, identity, input, now_us, outbox);
                 break;
             case CMQ_MDPW_HEARTBEAT:
                 //  A worker from before a broker restart: make it register
@@ -427,9 +435,9 @@ s_on_worker_message (broker_core_t *self, broker_peer_t identity,
     }
     worker->heard_us = now_us;
     broker_list_move_end (&self->by_contact, &worker->contact_link);
-    switch (parsed->command) {
+    switch (input->layout.command) {
         case CMQ_MDPW_REPLY:
-            s_on_reply (self, worker, msg_p, parsed, now_us, outbox);
+            s_on_reply (self, worker, input, now_us, outbox);
             break;
         case CMQ_MDPW_HEARTBEAT:
             break;
@@ -448,14 +456,6 @@ s_on_worker_message (broker_core_t *self, broker_peer_t identity,
 
 //  ---------------------------------------------------------------------
 //  MMI (RFC 8), answered here
-
-static zmsg_t *
-s_body_of_bytes (const void *data, size_t size)
-{
-    zmsg_t *body = zmsg_new ();
-    zmsg_addmem (body, data, size);
-    return body;
-}
 
 static void
 s_pack_str (msgpack_packer *packer, const char *string)
@@ -544,25 +544,30 @@ s_pack_stats (broker_core_t *self, msgpack_packer *packer, int64_t now_us)
     s_pack_services (self, packer, true, now_us);
 }
 
-static zmsg_t *
-s_mmi_answer (broker_core_t *self, const char *service, zmsg_t *request,
-              int64_t now_us)
+//  Answers an MMI request (service is "mmi.*") to the client; body is the
+//  request's first body frame.
+static void
+s_mmi_answer (broker_core_t *self, const char *service, zmq_msg_t *body,
+              broker_peer_t client, int64_t now_us, broker_outbox_t *outbox)
 {
     if (streq (service, "mmi.service")) {
         char name[CMQ_MAX_SERVICE_NAME_BYTES + 1] = "";
-        zframe_t *frame = zmsg_first (request);
-        size_t size = zframe_size (frame);
+        size_t size = zmq_msg_size (body);
         if (size <= CMQ_MAX_SERVICE_NAME_BYTES)
-            s_frame_to_name (frame, name);
+            s_frame_to_name (body, name);
         service_t *known =
           size <= CMQ_MAX_SERVICE_NAME_BYTES
             ? (service_t *) zhashx_lookup (self->services, name)
             : NULL;
-        return s_body_of_bytes (known && known->workers ? "200" : "404", 3);
+        broker_outbox_add_reply_bytes (
+          outbox, client, service, known && known->workers ? "200" : "404", 3);
+        return;
     }
     bool is_services = streq (service, "mmi.services");
-    if (!is_services && !streq (service, "mmi.stats"))
-        return s_body_of_bytes ("501", 3);
+    if (!is_services && !streq (service, "mmi.stats")) {
+        broker_outbox_add_reply_bytes (outbox, client, service, "501", 3);
+        return;
+    }
     msgpack_sbuffer buffer;
     msgpack_sbuffer_init (&buffer);
     msgpack_packer packer;
@@ -571,41 +576,34 @@ s_mmi_answer (broker_core_t *self, const char *service, zmsg_t *request,
         s_pack_services (self, &packer, false, now_us);
     else
         s_pack_stats (self, &packer, now_us);
-    zmsg_t *body = s_body_of_bytes (buffer.data, buffer.size);
+    broker_outbox_add_reply_bytes (outbox, client, service, buffer.data,
+                                   buffer.size);
     msgpack_sbuffer_destroy (&buffer);
-    return body;
 }
 
 //  ---------------------------------------------------------------------
 //  Client messages
 
+//  [client][""][MDPC01][service][body...]. What is not taken here (the
+//  routing id and body, into a request) is closed by the message's reader.
 static void
-s_on_client_request (broker_core_t *self, zmsg_t **msg_p,
-                     const cmq_mdp_message_t *parsed, int64_t now_us,
-                     broker_outbox_t *outbox)
+s_on_client_request (broker_core_t *self, const s_input_t *input,
+                     int64_t now_us, broker_outbox_t *outbox)
 {
     char name[CMQ_MAX_SERVICE_NAME_BYTES + 1];
-    s_frame_to_name (parsed->service, name);
-    zmsg_t *msg = *msg_p;
-    *msg_p = NULL;
-    zframe_t *client = zmsg_pop (msg);
-    for (int frame = 0; frame < 3; frame++)  //  "", header, service
-        zframe_destroy (&(zframe_t *){ zmsg_pop (msg) });
+    s_frame_to_name (s_frame (input, input->layout.service), name);
+    zmq_msg_t *client = &input->message->frames[0];
+    zmq_msg_t *body = s_frame (input, input->layout.service + 1);
 
     if (strncmp (name, "mmi.", 4) == 0) {
-        zmsg_t *answer = s_mmi_answer (self, name, msg, now_us);
-        broker_outbox_add_reply (outbox, broker_peer_of_frame (client), name,
-                                 &answer);
-        zframe_destroy (&client);
-        zmsg_destroy (&msg);
+        s_mmi_answer (self, name, body, broker_peer_of_msg (client), now_us,
+                      outbox);
         return;
     }
     service_t *service = s_service_require (self, name);
     if (!service) {
         cmq_log_warning ("request dropped reason=no_service service=%s", name);
         self->counters.dropped_no_service++;
-        zframe_destroy (&client);
-        zmsg_destroy (&msg);
         return;
     }
     bool can_wait =
@@ -613,12 +611,10 @@ s_on_client_request (broker_core_t *self, zmsg_t **msg_p,
     if (!can_wait && broker_list_size (&service->ready) == 0) {
         cmq_log_warning ("request dropped reason=queue_full service=%s", name);
         self->counters.dropped_queue_full++;
-        zframe_destroy (&client);
-        zmsg_destroy (&msg);
         return;
     }
-    broker_request_t *request =
-      broker_request_new (&client, &msg, service, now_us);
+    broker_request_t *request = broker_request_new (
+      client, body, input->layout.body_frames, service, now_us);
     self->counters.requests++;
     service->requests++;
     //  A service with a ready worker has an empty queue: workers take
@@ -634,26 +630,77 @@ s_on_client_request (broker_core_t *self, zmsg_t **msg_p,
 
 //  --verbose: one line per message, sizes and names, never body bytes.
 static void
-s_trace (zmsg_t *msg, cmq_mdp_status_t status, const cmq_mdp_message_t *parsed)
+s_trace (const s_input_t *input, cmq_mdp_status_t status)
 {
-    char *peer = zframe_strhex (zmsg_first (msg));
+    broker_message_t *message = input->message;
+    char peer[S_HEX_BYTES];
+    s_peer_hex (broker_peer_of_msg (&message->frames[0]), peer);
     char service[CMQ_MAX_SERVICE_NAME_BYTES + 1] = "";
-    if (status == CMQ_MDP_OK && parsed->service)
-        s_frame_to_name (parsed->service, service);
+    if (status == CMQ_MDP_OK && input->layout.service >= 0)
+        s_frame_to_name (s_frame (input, input->layout.service), service);
+    size_t bytes = 0;
+    for (size_t index = 0; index < message->count; index++)
+        bytes += zmq_msg_size (&message->frames[index]);
     static const char *commands[] = { "?",     "READY",     "REQUEST",
                                       "REPLY", "HEARTBEAT", "DISCONNECT" };
+    bool is_client = input->layout.kind == CMQ_MDP_FROM_CLIENT;
     const char *kind = status != CMQ_MDP_OK ? "invalid"
-                       : parsed->kind == CMQ_MDP_FROM_CLIENT
-                         ? "REQUEST"
-                         : commands[parsed->command];
+                       : is_client          ? "REQUEST"
+                                            : commands[input->layout.command];
     cmq_log_debug ("recv peer=%s from=%s command=%s service=%s frames=%zu "
                    "bytes=%zu",
                    peer,
-                   status != CMQ_MDP_OK                  ? "unknown"
-                   : parsed->kind == CMQ_MDP_FROM_CLIENT ? "client"
-                                                         : "worker",
-                   kind, service, zmsg_size (msg), zmsg_content_size (msg));
-    free (peer);
+                   status != CMQ_MDP_OK ? "unknown"
+                   : is_client          ? "client"
+                                        : "worker",
+                   kind, service, message->count, bytes);
+}
+
+//  What the parser reads: the frames after the routing id.
+static cmq_mdp_status_t
+s_parse (s_input_t *input)
+{
+    broker_message_t *message = input->message;
+    cmq_mdp_frames_t frames;
+    memset (&frames, 0, sizeof (frames));
+    frames.count = message->count - 1;
+    for (size_t index = 0; index < CMQ_MDP_HEAD_FRAMES && index < frames.count;
+         index++) {
+        zmq_msg_t *frame = &message->frames[1 + index];
+        frames.head[index].data = (const byte *) zmq_msg_data (frame);
+        frames.head[index].size = zmq_msg_size (frame);
+    }
+    return cmq_mdp_parse_frames (&frames, &input->layout);
+}
+
+void
+broker_core_on_frames (broker_core_t *self, broker_message_t *message,
+                       int64_t now_us, broker_outbox_t *outbox)
+{
+    assert (self && message && outbox);
+    //  A ROUTER's routing ids are 1..255 bytes; anything else is not from
+    //  a peer and cannot be answered.
+    if (message->count == 0)
+        return;
+    broker_peer_t peer = broker_peer_of_msg (&message->frames[0]);
+    if (peer.size == 0 || peer.size > 255)
+        return;
+    s_input_t input = { message, { 0 } };
+    cmq_mdp_status_t status = s_parse (&input);
+    if (cmq_log_enabled (CMQ_LOG_DEBUG))
+        s_trace (&input, status);
+    //  peer points into frames[0], which a client request moves into the
+    //  request it makes: nothing below uses peer after that.
+    if (message->is_too_long)
+        s_refuse (self, peer, s_worker_lookup (self, peer),
+                  "more frames than the broker accepts", now_us, outbox);
+    else if (status != CMQ_MDP_OK)
+        s_refuse (self, peer, s_worker_lookup (self, peer),
+                  cmq_mdp_status_str (status), now_us, outbox);
+    else if (input.layout.kind == CMQ_MDP_FROM_CLIENT)
+        s_on_client_request (self, &input, now_us, outbox);
+    else
+        s_on_worker_message (self, peer, &input, now_us, outbox);
 }
 
 void
@@ -661,33 +708,11 @@ broker_core_on_message (broker_core_t *self, zmsg_t **msg_p, int64_t now_us,
                         broker_outbox_t *outbox)
 {
     assert (self && msg_p && *msg_p && outbox);
-    zmsg_t *msg = *msg_p;
-    zframe_t *identity = zmsg_first (msg);
-    //  A ROUTER's routing ids are 1..255 bytes; anything else is not from
-    //  a peer and cannot be answered.
-    if (!identity || zframe_size (identity) == 0 ||
-        zframe_size (identity) > 255) {
-        zmsg_destroy (msg_p);
-        return;
-    }
-    //  Parse what follows the routing id without changing the message.
-    identity = zmsg_pop (msg);
-    cmq_mdp_message_t parsed;
-    cmq_mdp_status_t status = cmq_mdp_parse (msg, &parsed);
-    zmsg_prepend (msg, &identity);
-    //  Points into the message's first frame, which stays put until the
-    //  handler consumes the message.
-    broker_peer_t peer = broker_peer_of_frame (zmsg_first (msg));
-    if (cmq_log_enabled (CMQ_LOG_DEBUG))
-        s_trace (msg, status, &parsed);
-    if (status != CMQ_MDP_OK)
-        s_refuse (self, peer, s_worker_lookup (self, peer),
-                  cmq_mdp_status_str (status), now_us, outbox);
-    else if (parsed.kind == CMQ_MDP_FROM_CLIENT)
-        s_on_client_request (self, msg_p, &parsed, now_us, outbox);
-    else
-        s_on_worker_message (self, peer, msg_p, &parsed, now_us, outbox);
+    broker_message_t *message = broker_message_new ();
+    broker_message_set_from_zmsg (message, *msg_p);
     zmsg_destroy (msg_p);
+    broker_core_on_frames (self, message, now_us, outbox);
+    broker_message_destroy (&message);
 }
 
 //  ---------------------------------------------------------------------

@@ -17,6 +17,7 @@
 #include <czmq.h>
 #include <stdint.h>
 
+#include "broker_message.h"
 #include "broker_outbox.h"
 
 typedef struct {
@@ -49,7 +50,14 @@ broker_core_t *broker_core_new (const broker_config_t *config, int64_t now_us);
 void broker_core_destroy (broker_core_t **self_p);
 
 //  Handles one message read from the ROUTER (routing id frame first).
-//  Takes ownership of *msg_p. Appends replies and forwards to outbox.
+//  Moves out the frames it keeps or forwards (a request's routing id and
+//  body, a reply's body), leaving the rest for the caller to close.
+//  Appends replies and forwards to outbox.
+void broker_core_on_frames (broker_core_t *self, broker_message_t *message,
+                            int64_t now_us, broker_outbox_t *outbox);
+
+//  The same for a message built with CZMQ (tests, fuzzers, tools): takes
+//  ownership of *msg_p.
 void broker_core_on_message (broker_core_t *self, zmsg_t **msg_p,
                              int64_t now_us, broker_outbox_t *outbox);
 

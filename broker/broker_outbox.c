@@ -11,35 +11,74 @@ typedef struct {
     size_t size;
 } s_bytes_t;
 
+//  A reply body of up to this many frames lives inside its entry, so a
+//  reply allocates nothing; longer ones get an array of their own.
+#define S_INLINE_FRAMES 2
+
 typedef struct {
     s_kind_t kind;
     s_bytes_t peer;              //  routing id it goes to
     s_bytes_t service;           //  REPLY: the service that answered
     cmq_mdpw_command_t command;  //  COMMAND
     broker_request_t *request;   //  REQUEST: borrowed client id and body
-    zmsg_t *body;                //  REPLY: body frames, owned
+    zmq_msg_t *body;             //  REPLY: body frames, owned (inline or
+                                 //  heap)
+    size_t body_count;
+    zmq_msg_t inline_body[S_INLINE_FRAMES];
 } s_entry_t;
 
+//  Entries are made once and reused between flushes. They never move (the
+//  array holds pointers), so an inline body's zmq_msg_t stay where libzmq
+//  put them and entry->body may point into its own entry.
 struct _broker_outbox_t {
-    s_entry_t *entries;  //  reused between flushes
-    size_t count;
-    size_t capacity;
+    s_entry_t **entries;
+    size_t count;     //  entries in use, in send order
+    size_t capacity;  //  entries made
 };
+
+//  Makes entries up to capacity.
+static void
+s_grow (broker_outbox_t *self, size_t capacity)
+{
+    self->entries =
+      (s_entry_t **) realloc (self->entries, capacity * sizeof (s_entry_t *));
+    assert (self->entries);
+    for (size_t index = self->capacity; index < capacity; index++)
+        self->entries[index] = (s_entry_t *) zmalloc (sizeof (s_entry_t));
+    self->capacity = capacity;
+}
 
 broker_outbox_t *
 broker_outbox_new (void)
 {
     broker_outbox_t *self = (broker_outbox_t *) zmalloc (sizeof (*self));
-    self->capacity = 64;
-    self->entries = (s_entry_t *) zmalloc (self->capacity * sizeof (s_entry_t));
+    s_grow (self, 64);
     return self;
 }
 
 static void
 s_entry_clear (s_entry_t *entry)
 {
-    zmsg_destroy (&entry->body);
+    for (size_t index = 0; index < entry->body_count; index++)
+        zmq_msg_close (&entry->body[index]);
+    if (entry->body != entry->inline_body)
+        free (entry->body);
+    entry->body = NULL;
+    entry->body_count = 0;
     broker_request_unref (&entry->request);
+}
+
+//  Room for count body frames, initialised empty.
+static void
+s_entry_body (s_entry_t *entry, size_t count)
+{
+    entry->body = count <= S_INLINE_FRAMES
+                    ? entry->inline_body
+                    : (zmq_msg_t *) malloc (count * sizeof (zmq_msg_t));
+    assert (entry->body);
+    for (size_t index = 0; index < count; index++)
+        zmq_msg_init (&entry->body[index]);
+    entry->body_count = count;
 }
 
 void
@@ -50,7 +89,9 @@ broker_outbox_destroy (broker_outbox_t **self_p)
     if (!self)
         return;
     for (size_t index = 0; index < self->count; index++)
-        s_entry_clear (&self->entries[index]);
+        s_entry_clear (self->entries[index]);
+    for (size_t index = 0; index < self->capacity; index++)
+        free (self->entries[index]);
     free (self->entries);
     free (self);
     *self_p = NULL;
@@ -67,16 +108,13 @@ s_bytes_set (s_bytes_t *bytes, const void *data, size_t size)
 static s_entry_t *
 s_append (broker_outbox_t *self, s_kind_t kind, broker_peer_t peer)
 {
-    if (self->count == self->capacity) {
-        self->capacity *= 2;
-        self->entries = (s_entry_t *) realloc (
-          self->entries, self->capacity * sizeof (s_entry_t));
-        assert (self->entries);
-    }
-    s_entry_t *entry = &self->entries[self->count++];
+    if (self->count == self->capacity)
+        s_grow (self, self->capacity * 2);
+    s_entry_t *entry = self->entries[self->count++];
     entry->kind = kind;
     entry->request = NULL;
     entry->body = NULL;
+    entry->body_count = 0;
     s_bytes_set (&entry->peer, peer.data, peer.size);
     return entry;
 }
@@ -92,13 +130,29 @@ broker_outbox_add_request (broker_outbox_t *self, broker_peer_t worker,
 
 void
 broker_outbox_add_reply (broker_outbox_t *self, broker_peer_t client,
-                         const char *service, zmsg_t **body_p)
+                         const char *service, zmq_msg_t *body, size_t count)
 {
-    assert (self && client.data && service && body_p && *body_p);
+    assert (self && client.data && service && body && count > 0);
     s_entry_t *entry = s_append (self, S_REPLY, client);
     s_bytes_set (&entry->service, service, strlen (service));
-    entry->body = *body_p;
-    *body_p = NULL;
+    s_entry_body (entry, count);
+    for (size_t index = 0; index < count; index++)
+        zmq_msg_move (&entry->body[index], &body[index]);
+}
+
+void
+broker_outbox_add_reply_bytes (broker_outbox_t *self, broker_peer_t client,
+                               const char *service, const void *data,
+                               size_t size)
+{
+    assert (self && client.data && service && (data || size == 0));
+    s_entry_t *entry = s_append (self, S_REPLY, client);
+    s_bytes_set (&entry->service, service, strlen (service));
+    s_entry_body (entry, 1);
+    zmq_msg_close (&entry->body[0]);
+    zmq_msg_init_size (&entry->body[0], size);
+    if (size)
+        memcpy (zmq_msg_data (&entry->body[0]), data, size);
 }
 
 void
@@ -153,13 +207,10 @@ s_send_reply (void *handle, s_entry_t *entry)
 {
     s_send_header (handle, entry, CMQ_MDPC_HEADER);
     s_send_small (handle, entry->service.data, entry->service.size, true);
-    zframe_t *part = zmsg_pop (entry->body);
-    while (part) {
-        zframe_t *next = zmsg_pop (entry->body);
-        zframe_send (&part, handle, next ? ZFRAME_MORE : 0);
-        zframe_destroy (&part);  //  only if the send failed
-        part = next;
-    }
+    //  A sent frame is left empty; the entry's clear closes the rest.
+    for (size_t index = 0; index < entry->body_count; index++)
+        zmq_msg_send (&entry->body[index], handle,
+                      index + 1 < entry->body_count ? ZMQ_SNDMORE : 0);
 }
 
 static void
@@ -176,7 +227,7 @@ broker_outbox_send (broker_outbox_t *self, zsock_t *socket)
     assert (self && socket);
     void *handle = zsock_resolve (socket);
     for (size_t index = 0; index < self->count; index++) {
-        s_entry_t *entry = &self->entries[index];
+        s_entry_t *entry = self->entries[index];
         if (entry->kind == S_REQUEST)
             s_send_request (handle, entry);
         else if (entry->kind == S_REPLY)
@@ -201,9 +252,9 @@ s_entry_to_msg (s_entry_t *entry)
                  entry->kind == S_REPLY ? CMQ_MDPC_HEADER : CMQ_MDPW_HEADER);
     if (entry->kind == S_REPLY) {
         zmsg_addmem (msg, entry->service.data, entry->service.size);
-        zframe_t *part;
-        while ((part = zmsg_pop (entry->body)))
-            zmsg_append (msg, &part);
+        for (size_t index = 0; index < entry->body_count; index++)
+            zmsg_addmem (msg, zmq_msg_data (&entry->body[index]),
+                         zmq_msg_size (&entry->body[index]));
         return msg;
     }
     byte command = entry->kind == S_REQUEST ? (byte) CMQ_MDPW_REQUEST
@@ -230,11 +281,11 @@ broker_outbox_pop (broker_outbox_t *self)
     assert (self);
     if (self->count == 0)
         return NULL;
-    s_entry_t entry = self->entries[0];
+    s_entry_t *entry = self->entries[0];
     memmove (&self->entries[0], &self->entries[1],
-             (self->count - 1) * sizeof (s_entry_t));
-    self->count--;
-    zmsg_t *msg = s_entry_to_msg (&entry);
-    s_entry_clear (&entry);
+             (self->count - 1) * sizeof (s_entry_t *));
+    self->entries[--self->count] = entry;  //  free again, behind the rest
+    zmsg_t *msg = s_entry_to_msg (entry);
+    s_entry_clear (entry);
     return msg;
 }

@@ -5,30 +5,19 @@
 //  that sending allocates nothing and copies no body: routing ids and MDP
 //  header frames are kept inline and sent as small frames, a request's body
 //  is borrowed (the entry holds a reference) and sent as shared copies, and
-//  a reply's body frames are moved from the worker's message.
+//  a reply's body frames are moved from the worker's message (up to
+//  BROKER_OUTBOX_INLINE_FRAMES of them inline in the entry).
 
 #ifndef BROKER_OUTBOX_H
 #define BROKER_OUTBOX_H
 
 #include <czmq.h>
 
+#include "broker_peer.h"
 #include "broker_request.h"
 #include "cartmq/mdp.h"
 
 typedef struct _broker_outbox_t broker_outbox_t;
-
-//  A peer's routing id, 1..255 bytes, borrowed for the call.
-typedef struct {
-    const byte *data;
-    size_t size;
-} broker_peer_t;
-
-static inline broker_peer_t
-broker_peer_of_frame (zframe_t *frame)
-{
-    broker_peer_t peer = { zframe_data (frame), zframe_size (frame) };
-    return peer;
-}
 
 broker_outbox_t *broker_outbox_new (void);
 
@@ -39,9 +28,16 @@ void broker_outbox_destroy (broker_outbox_t **self_p);
 void broker_outbox_add_request (broker_outbox_t *self, broker_peer_t worker,
                                 broker_request_t *request);
 
-//  [client][""][MDPC01][service][body...]; takes *body_p.
+//  [client][""][MDPC01][service][body...]; moves the count body frames
+//  (one or more) out of body, leaving them empty.
 void broker_outbox_add_reply (broker_outbox_t *self, broker_peer_t client,
-                              const char *service, zmsg_t **body_p);
+                              const char *service, zmq_msg_t *body,
+                              size_t count);
+
+//  The same with a one-frame body copied from bytes (MMI answers).
+void broker_outbox_add_reply_bytes (broker_outbox_t *self, broker_peer_t client,
+                                    const char *service, const void *data,
+                                    size_t size);
 
 //  [peer][""][MDPW01][command] for HEARTBEAT and DISCONNECT.
 void broker_outbox_add_command (broker_outbox_t *self, broker_peer_t peer,

@@ -7,20 +7,33 @@
 #include "broker_request.h"
 
 broker_request_t *
-broker_request_new (zframe_t **client_p, zmsg_t **body_p, void *service,
-                    int64_t arrived_us)
+broker_request_new (zmq_msg_t *client, zmq_msg_t *body, size_t body_count,
+                    void *service, int64_t arrived_us)
 {
-    assert (client_p && *client_p && zframe_size (*client_p) <= 255);
-    assert (body_p && *body_p && zmsg_size (*body_p) > 0);
+    assert (client && zmq_msg_size (client) <= 255);
+    assert (body && body_count > 0);
     broker_request_t *self = (broker_request_t *) zmalloc (sizeof (*self));
-    self->client = *client_p;
-    *client_p = NULL;
-    self->body = *body_p;
-    *body_p = NULL;
+    self->fresh_count = 1 + body_count;
+    self->fresh = (zmq_msg_t *) malloc (self->fresh_count * sizeof (zmq_msg_t));
+    assert (self->fresh);
+    for (size_t index = 0; index < self->fresh_count; index++) {
+        zmq_msg_init (&self->fresh[index]);
+        zmq_msg_move (&self->fresh[index], index ? &body[index - 1] : client);
+    }
     self->service = service;
     self->arrived_us = arrived_us;
     self->refs = 1;
     return self;
+}
+
+static void
+s_fresh_close (broker_request_t *self)
+{
+    for (size_t index = 0; index < self->fresh_count; index++)
+        zmq_msg_close (&self->fresh[index]);
+    free (self->fresh);
+    self->fresh = NULL;
+    self->fresh_count = 0;
 }
 
 broker_request_t *
@@ -42,8 +55,7 @@ broker_request_unref (broker_request_t **self_p)
     assert (self->refs > 0);
     if (--self->refs > 0)
         return;
-    zframe_destroy (&self->client);
-    zmsg_destroy (&self->body);
+    s_fresh_close (self);
     free (self->packed);
     free (self);
 }
@@ -78,26 +90,24 @@ broker_request_pack (broker_request_t *self)
     assert (self);
     if (self->packed)
         return;
-    size_t id_size = zframe_size (self->client);
+    size_t id_size = zmq_msg_size (&self->fresh[0]);
     size_t size = 1 + id_size + 4;
-    for (zframe_t *frame = zmsg_first (self->body); frame;
-         frame = zmsg_next (self->body))
-        size += 4 + zframe_size (frame);
+    for (size_t index = 1; index < self->fresh_count; index++)
+        size += 4 + zmq_msg_size (&self->fresh[index]);
     byte *block = (byte *) malloc (size);
     assert (block);
     block[0] = (byte) id_size;
-    memcpy (block + 1, zframe_data (self->client), id_size);
+    memcpy (block + 1, zmq_msg_data (&self->fresh[0]), id_size);
     byte *cursor = block + 1 + id_size;
-    s_write_u32 (cursor, (uint32_t) zmsg_size (self->body));
+    s_write_u32 (cursor, (uint32_t) (self->fresh_count - 1));
     cursor += 4;
-    for (zframe_t *frame = zmsg_first (self->body); frame;
-         frame = zmsg_next (self->body)) {
-        s_write_u32 (cursor, (uint32_t) zframe_size (frame));
-        memcpy (cursor + 4, zframe_data (frame), zframe_size (frame));
-        cursor += 4 + zframe_size (frame);
+    for (size_t index = 1; index < self->fresh_count; index++) {
+        zmq_msg_t *frame = &self->fresh[index];
+        s_write_u32 (cursor, (uint32_t) zmq_msg_size (frame));
+        memcpy (cursor + 4, zmq_msg_data (frame), zmq_msg_size (frame));
+        cursor += 4 + zmq_msg_size (frame);
     }
-    zframe_destroy (&self->client);
-    zmsg_destroy (&self->body);
+    s_fresh_close (self);
     self->packed = block;
 }
 
@@ -109,17 +119,16 @@ broker_request_client (broker_request_t *self, size_t *size_p)
         *size_p = self->packed[0];
         return self->packed + 1;
     }
-    *size_p = zframe_size (self->client);
-    return zframe_data (self->client);
+    *size_p = zmq_msg_size (&self->fresh[0]);
+    return (const byte *) zmq_msg_data (&self->fresh[0]);
 }
 
 bool
-broker_request_is_from (broker_request_t *self, zframe_t *client)
+broker_request_is_from (broker_request_t *self, broker_peer_t client)
 {
     size_t size;
     const byte *data = broker_request_client (self, &size);
-    return size == zframe_size (client) &&
-           memcmp (data, zframe_data (client), size) == 0;
+    return size == client.size && memcmp (data, client.data, size) == 0;
 }
 
 //  Calls visit for each packed frame in order, with whether it is last.
@@ -151,9 +160,12 @@ size_t
 broker_request_body_size (broker_request_t *self)
 {
     assert (self);
-    if (!self->packed)
-        return zmsg_content_size (self->body);
     size_t total = 0;
+    if (!self->packed) {
+        for (size_t index = 1; index < self->fresh_count; index++)
+            total += zmq_msg_size (&self->fresh[index]);
+        return total;
+    }
     s_packed_each (self, s_add_size, &total);
     return total;
 }
@@ -164,8 +176,8 @@ s_send_packed (const byte *data, size_t size, bool is_last, void *handle)
     zmq_send (handle, data, size, is_last ? 0 : ZMQ_SNDMORE);
 }
 
-//  ZFRAME_REUSE sends a shared copy (reference counted above 33 bytes), so
-//  a fresh body is never copied however many times it is sent.
+//  zmq_msg_copy shares the bytes (reference counted above 33 bytes), so a
+//  fresh body is never copied however many times it is sent.
 void
 broker_request_send_body (broker_request_t *self, void *handle)
 {
@@ -174,11 +186,13 @@ broker_request_send_body (broker_request_t *self, void *handle)
         s_packed_each (self, s_send_packed, handle);
         return;
     }
-    size_t left = zmsg_size (self->body);
-    for (zframe_t *part = zmsg_first (self->body); part;
-         part = zmsg_next (self->body)) {
-        int flags = ZFRAME_REUSE | (--left ? ZFRAME_MORE : 0);
-        zframe_send (&part, handle, flags);
+    for (size_t index = 1; index < self->fresh_count; index++) {
+        zmq_msg_t copy;
+        zmq_msg_init (&copy);
+        zmq_msg_copy (&copy, &self->fresh[index]);
+        int more = index + 1 < self->fresh_count ? ZMQ_SNDMORE : 0;
+        if (zmq_msg_send (&copy, handle, more) < 0)
+            zmq_msg_close (&copy);
     }
 }
 
@@ -193,9 +207,12 @@ zmsg_t *
 broker_request_body_copy (broker_request_t *self)
 {
     assert (self);
-    if (!self->packed)
-        return zmsg_dup (self->body);
     zmsg_t *copy = zmsg_new ();
-    s_packed_each (self, s_add_frame, copy);
+    if (self->packed)
+        s_packed_each (self, s_add_frame, copy);
+    else
+        for (size_t index = 1; index < self->fresh_count; index++)
+            zmsg_addmem (copy, zmq_msg_data (&self->fresh[index]),
+                         zmq_msg_size (&self->fresh[index]));
     return copy;
 }

@@ -4,12 +4,13 @@
 //  moment it arrives until its reply is delivered or it is dropped, so it
 //  can be sent again if its worker dies.
 //
-//  It has two forms. Fresh, it holds the frames as received: sends borrow
-//  them (libzmq shares the bytes, nothing is copied), which is what a
-//  request that goes straight to a worker needs. Packed, it holds one
-//  compact block with the routing id and the body: what a request waiting
-//  in a queue needs, since a received frame pins libzmq's whole receive
-//  buffer (8 KiB or more) and each frame object costs over 100 bytes.
+//  It has two forms. Fresh, it holds the frames as received (zmq_msg_t,
+//  moved out of the message read): sends borrow them (libzmq shares the
+//  bytes, nothing is copied), which is what a request that goes straight
+//  to a worker needs. Packed, it holds one compact block with the routing
+//  id and the body: what a request waiting in a queue needs, since a
+//  received frame may pin libzmq's whole receive buffer (8 KiB or more)
+//  and each zmq_msg_t is 64 bytes.
 //
 //  Sends borrow the request, so it is reference counted: the core holds
 //  one reference, each pending send another.
@@ -22,12 +23,13 @@
 #include <stdint.h>
 
 #include "broker_list.h"
+#include "broker_peer.h"
 
 typedef struct _broker_request_t broker_request_t;
 
 struct _broker_request_t {
-    zframe_t *client;       //  fresh: client routing id, else NULL
-    zmsg_t *body;           //  fresh: body frames, else NULL
+    zmq_msg_t *fresh;       //  fresh: [client routing id][body...], else NULL
+    size_t fresh_count;     //  fresh: frames in it, the id included
     byte *packed;           //  packed: id and body in one block, else NULL
     void *service;          //  service_t it was sent to (core's type)
     int64_t arrived_us;     //  first arrival at the broker
@@ -37,9 +39,11 @@ struct _broker_request_t {
     int refs;
 };
 
-//  Takes *client_p and *body_p (one or more frames). One reference.
-broker_request_t *broker_request_new (zframe_t **client_p, zmsg_t **body_p,
-                                      void *service, int64_t arrived_us);
+//  Moves the client's routing id and body_count body frames (one or more)
+//  out of the caller's frames, leaving them empty. One reference.
+broker_request_t *broker_request_new (zmq_msg_t *client, zmq_msg_t *body,
+                                      size_t body_count, void *service,
+                                      int64_t arrived_us);
 
 broker_request_t *broker_request_ref (broker_request_t *self);
 
@@ -54,7 +58,7 @@ void broker_request_pack (broker_request_t *self);
 const byte *broker_request_client (broker_request_t *self, size_t *size_p);
 
 //  True if the request came from this routing id.
-bool broker_request_is_from (broker_request_t *self, zframe_t *client);
+bool broker_request_is_from (broker_request_t *self, broker_peer_t client);
 
 //  Total bytes of body, for logs.
 size_t broker_request_body_size (broker_request_t *self);

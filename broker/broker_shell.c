@@ -19,6 +19,7 @@ static void s_drain_monitor (broker_shell_t *self);
 struct _broker_shell_t {
     broker_core_t *core;
     broker_outbox_t *outbox;
+    broker_message_t *input;  //  each message read, reused
     zsock_t *router;
     int64_t tick_us;         //  how often timers are checked
     zactor_t *auth;          //  zauth when CURVE is on, else NULL
@@ -315,6 +316,7 @@ s_shell_new (const broker_shell_config_t *config)
     }
     self->core = broker_core_new (&config->core, s_now_us ());
     self->outbox = broker_outbox_new ();
+    self->input = broker_message_new ();
     //  Ticks often enough for heartbeats and queue timeouts to be on time
     //  within a tenth of an interval, never more than every 10 ms.
     int tick_ms = config->core.heartbeat_ms / 10;
@@ -356,10 +358,12 @@ static bool
 s_receive (broker_shell_t *self, int wait_ms)
 {
     zsock_set_rcvtimeo (self->router, wait_ms);
-    zmsg_t *msg = zmsg_recv (self->router);
-    if (!msg)
+    if (broker_message_recv (self->input, zsock_resolve (self->router)))
         return false;
-    broker_core_on_message (self->core, &msg, s_now_us (), self->outbox);
+    broker_core_on_frames (self->core, self->input, s_now_us (), self->outbox);
+    //  Now, not at the next read: a held frame can pin libzmq's receive
+    //  buffer while the loop waits.
+    broker_message_close (self->input);
     return true;
 }
 
@@ -402,6 +406,7 @@ broker_shell_destroy (broker_shell_t **self_p)
     if (!self)
         return;
     broker_outbox_destroy (&self->outbox);
+    broker_message_destroy (&self->input);
     broker_core_destroy (&self->core);
     if (self->monitor)
         zmq_socket_monitor (zsock_resolve (self->router), NULL, 0);

@@ -12,104 +12,146 @@ cmq_mdp_frame_is (zframe_t *frame, const char *string)
            memcmp (zframe_data (frame), string, length) == 0;
 }
 
-int
-cmq_mdp_parse_credit (zframe_t *frame)
+//  Plain decimal digits, 1..1000, or -1.
+static int
+s_credit (cmq_mdp_bytes_t frame)
 {
-    size_t size = zframe_size (frame);
-    const byte *data = zframe_data (frame);
     //  At most four digits ("1000"); no sign, space or leading zero
     //  tricks beyond what the range check rejects.
-    if (size == 0 || size > 4)
+    if (frame.size == 0 || frame.size > 4)
         return -1;
     int value = 0;
-    for (size_t index = 0; index < size; index++) {
-        if (data[index] < '0' || data[index] > '9')
+    for (size_t index = 0; index < frame.size; index++) {
+        if (frame.data[index] < '0' || frame.data[index] > '9')
             return -1;
-        value = value * 10 + (data[index] - '0');
+        value = value * 10 + (frame.data[index] - '0');
     }
     if (value < 1 || value > CMQ_MAX_CREDIT)
         return -1;
     return value;
 }
 
-static bool
-s_service_ok (zframe_t *frame)
+static cmq_mdp_bytes_t
+s_bytes_of (zframe_t *frame)
 {
-    //  Names become C strings and hash keys: no NUL inside.
-    size_t size = zframe_size (frame);
-    return size > 0 && size <= CMQ_MAX_SERVICE_NAME_BYTES &&
-           !memchr (zframe_data (frame), 0, size);
+    cmq_mdp_bytes_t bytes = { zframe_data (frame), zframe_size (frame) };
+    return bytes;
 }
 
-//  Client request: [service][body 1+]
-static cmq_mdp_status_t
-s_parse_client (zmsg_t *msg, size_t remaining, cmq_mdp_message_t *out)
+int
+cmq_mdp_parse_credit (zframe_t *frame)
 {
-    if (remaining == 0)
+    return s_credit (s_bytes_of (frame));
+}
+
+static bool
+s_is (cmq_mdp_bytes_t frame, const char *string)
+{
+    size_t length = strlen (string);
+    return frame.size == length && memcmp (frame.data, string, length) == 0;
+}
+
+static bool
+s_service_ok (cmq_mdp_bytes_t frame)
+{
+    //  Names become C strings and hash keys: no NUL inside.
+    return frame.size > 0 && frame.size <= CMQ_MAX_SERVICE_NAME_BYTES &&
+           !memchr (frame.data, 0, frame.size);
+}
+
+//  Client request: [""][MDPC01][service][body 1+]
+static cmq_mdp_status_t
+s_parse_client (const cmq_mdp_frames_t *frames, cmq_mdp_layout_t *out)
+{
+    if (frames->count < 3)
         return CMQ_MDP_NO_SERVICE;
-    out->service = zmsg_next (msg);
-    if (!s_service_ok (out->service))
+    out->service = 2;
+    if (!s_service_ok (frames->head[2]))
         return CMQ_MDP_BAD_SERVICE;
-    if (remaining < 2)
+    if (frames->count < 4)
         return CMQ_MDP_NO_BODY;
-    out->body_frames = remaining - 1;
+    out->body_frames = frames->count - 3;
     return CMQ_MDP_OK;
 }
 
-//  READY: [service] and optionally [credit]
+//  READY: [""][MDPW01][0x01][service] and optionally [credit]
 static cmq_mdp_status_t
-s_parse_ready (zmsg_t *msg, size_t remaining, cmq_mdp_message_t *out)
+s_parse_ready (const cmq_mdp_frames_t *frames, cmq_mdp_layout_t *out)
 {
-    if (remaining == 0)
+    if (frames->count < 4)
         return CMQ_MDP_MISSING_FRAMES;
-    if (remaining > 2)
+    if (frames->count > 5)
         return CMQ_MDP_EXTRA_FRAMES;
-    out->service = zmsg_next (msg);
-    if (!s_service_ok (out->service))
+    out->service = 3;
+    if (!s_service_ok (frames->head[3]))
         return CMQ_MDP_BAD_SERVICE;
-    if (remaining == 2) {
-        out->credit = cmq_mdp_parse_credit (zmsg_next (msg));
+    if (frames->count == 5) {
+        out->credit = s_credit (frames->head[4]);
         if (out->credit < 0)
             return CMQ_MDP_BAD_CREDIT;
     }
     return CMQ_MDP_OK;
 }
 
-//  REQUEST and REPLY: [address][""][body 1+]
+//  REQUEST and REPLY: [""][MDPW01][command][address][""][body 1+]
 static cmq_mdp_status_t
-s_parse_routed (zmsg_t *msg, size_t remaining, cmq_mdp_message_t *out)
+s_parse_routed (const cmq_mdp_frames_t *frames, cmq_mdp_layout_t *out)
 {
-    if (remaining < 3)
+    if (frames->count < 6)
         return CMQ_MDP_MISSING_FRAMES;
-    out->address = zmsg_next (msg);
-    if (zframe_size (zmsg_next (msg)) != 0)
+    out->address = 3;
+    if (frames->head[4].size != 0)
         return CMQ_MDP_NO_ENVELOPE_DELIMITER;
-    out->body_frames = remaining - 2;
+    out->body_frames = frames->count - 5;
     return CMQ_MDP_OK;
 }
 
 static cmq_mdp_status_t
-s_parse_worker (zmsg_t *msg, size_t remaining, cmq_mdp_message_t *out)
+s_parse_worker (const cmq_mdp_frames_t *frames, cmq_mdp_layout_t *out)
 {
-    if (remaining == 0)
+    if (frames->count < 3)
         return CMQ_MDP_NO_COMMAND;
-    zframe_t *command = zmsg_next (msg);
-    remaining--;
-    if (zframe_size (command) != 1)
+    if (frames->head[2].size != 1)
         return CMQ_MDP_UNKNOWN_COMMAND;
-    out->command = (cmq_mdpw_command_t) zframe_data (command)[0];
+    out->command = (cmq_mdpw_command_t) frames->head[2].data[0];
     switch (out->command) {
         case CMQ_MDPW_READY:
-            return s_parse_ready (msg, remaining, out);
+            return s_parse_ready (frames, out);
         case CMQ_MDPW_REQUEST:
         case CMQ_MDPW_REPLY:
-            return s_parse_routed (msg, remaining, out);
+            return s_parse_routed (frames, out);
         case CMQ_MDPW_HEARTBEAT:
         case CMQ_MDPW_DISCONNECT:
-            return remaining ? CMQ_MDP_EXTRA_FRAMES : CMQ_MDP_OK;
+            return frames->count > 3 ? CMQ_MDP_EXTRA_FRAMES : CMQ_MDP_OK;
         default:
             return CMQ_MDP_UNKNOWN_COMMAND;
     }
+}
+
+cmq_mdp_status_t
+cmq_mdp_parse_frames (const cmq_mdp_frames_t *frames, cmq_mdp_layout_t *out)
+{
+    assert (frames);
+    assert (out);
+    memset (out, 0, sizeof (*out));
+    out->service = -1;
+    out->address = -1;
+    out->credit = 1;
+    if (frames->count == 0)
+        return CMQ_MDP_EMPTY;
+    if (frames->head[0].size != 0)
+        return CMQ_MDP_NO_DELIMITER;
+    if (frames->count < 2)
+        return CMQ_MDP_NO_HEADER;
+    if (s_is (frames->head[1], CMQ_MDPC_HEADER)) {
+        out->kind = CMQ_MDP_FROM_CLIENT;
+        return s_parse_client (frames, out);
+    }
+    if (s_is (frames->head[1], CMQ_MDPW_HEADER)) {
+        out->kind = CMQ_MDP_FROM_WORKER;
+        return s_parse_worker (frames, out);
+    }
+    return CMQ_MDP_UNKNOWN_HEADER;
 }
 
 cmq_mdp_status_t
@@ -117,25 +159,26 @@ cmq_mdp_parse (zmsg_t *msg, cmq_mdp_message_t *out)
 {
     assert (msg);
     assert (out);
+    cmq_mdp_frames_t frames;
+    memset (&frames, 0, sizeof (frames));
+    zframe_t *head[CMQ_MDP_HEAD_FRAMES] = { NULL };
+    frames.count = zmsg_size (msg);
+    zframe_t *frame = zmsg_first (msg);
+    for (size_t index = 0; frame && index < CMQ_MDP_HEAD_FRAMES; index++) {
+        head[index] = frame;
+        frames.head[index] = s_bytes_of (frame);
+        frame = zmsg_next (msg);
+    }
+    cmq_mdp_layout_t layout;
+    cmq_mdp_status_t status = cmq_mdp_parse_frames (&frames, &layout);
     memset (out, 0, sizeof (*out));
-    out->credit = 1;
-    size_t frames = zmsg_size (msg);
-    if (frames == 0)
-        return CMQ_MDP_EMPTY;
-    if (zframe_size (zmsg_first (msg)) != 0)
-        return CMQ_MDP_NO_DELIMITER;
-    if (frames < 2)
-        return CMQ_MDP_NO_HEADER;
-    zframe_t *header = zmsg_next (msg);
-    if (cmq_mdp_frame_is (header, CMQ_MDPC_HEADER)) {
-        out->kind = CMQ_MDP_FROM_CLIENT;
-        return s_parse_client (msg, frames - 2, out);
-    }
-    if (cmq_mdp_frame_is (header, CMQ_MDPW_HEADER)) {
-        out->kind = CMQ_MDP_FROM_WORKER;
-        return s_parse_worker (msg, frames - 2, out);
-    }
-    return CMQ_MDP_UNKNOWN_HEADER;
+    out->kind = layout.kind;
+    out->command = layout.command;
+    out->service = layout.service >= 0 ? head[layout.service] : NULL;
+    out->address = layout.address >= 0 ? head[layout.address] : NULL;
+    out->credit = layout.credit;
+    out->body_frames = layout.body_frames;
+    return status;
 }
 
 const char *

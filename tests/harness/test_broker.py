@@ -283,6 +283,23 @@ def test_request_queued_without_worker_is_served_when_one_arrives(broker, peers)
     assert client.recv(RTT_S) == (b"late", [b"world", b"two"])
 
 
+def test_bodies_of_many_frames_pass_both_ways_up_to_the_frame_limit(broker, peers):
+    #  With the routing id, [""][MDPC01][service] and 1020 body frames make
+    #  1024, the most frames per message the broker accepts.
+    body = [b"%d" % index for index in range(1020)]
+    worker = peers.worker(broker.endpoint)
+    worker.ready("many")
+    client = peers.client(broker.endpoint)
+    client.send("many", *body)
+    got = worker.recv(RTT_S)
+    assert got is not None, "request of 1020 frames not dispatched"
+    address, received = got
+    assert received == body
+    #  [wid][""][MDPW01][REPLY][client][""] and 1018 body frames: 1024 too
+    worker.reply(address, *body[:1018])
+    assert client.recv(RTT_S) == (b"many", body[:1018])
+
+
 def test_a_service_with_only_queued_requests_is_404_to_mmi_service(broker, peers):
     client = peers.client(broker.endpoint)
     client.send("pending", b"x")
@@ -380,6 +397,8 @@ UNREGISTERED_INVALID = {
     "client-without-body": [b"", CLIENT_HEADER, b"echo"],
     "reply-from-unregistered": [b"", WORKER_HEADER, REPLY, VICTIM, b"", b"forged"],
     "heartbeat-from-unregistered": [b"", WORKER_HEADER, HEARTBEAT],
+    #  1025 frames with the routing id: one past what the broker accepts
+    "too-many-frames": [b"", CLIENT_HEADER, b"echo"] + [b""] * 1021,
 }
 
 

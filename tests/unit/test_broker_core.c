@@ -475,6 +475,52 @@ invalid_traffic_is_refused_with_disconnect (void **state)
     assert_int_equal (broker_core_service_count (fx->core), 0);
 }
 
+//  A body may have many frames, up to the broker's limit on frames per
+//  message; one frame more is invalid traffic.
+static void
+many_frames_pass_and_too_many_are_refused (void **state)
+{
+    fixture_t *fx = (fixture_t *) *state;
+    receive (fx, worker_ready ("w1", "echo", NULL), 0);
+    zmsg_t *msg = client_request ("c1", "echo", "part 0");
+    //  routing id, "", header, service and 1020 body frames: the limit
+    for (int part = 1; part < BROKER_MESSAGE_MAX_FRAMES - 4; part++)
+        zmsg_addstrf (msg, "part %d", part);
+    assert_int_equal (zmsg_size (msg), BROKER_MESSAGE_MAX_FRAMES);
+    receive (fx, msg, 0);
+    msg = broker_outbox_pop (fx->outbox);
+    assert_non_null (msg);
+    assert_int_equal (zmsg_size (msg), 6 + BROKER_MESSAGE_MAX_FRAMES - 4);
+    assert_frame (msg, 6, "part 0");
+    assert_frame (msg, zmsg_size (msg) - 1, "part 1019");
+    zmsg_destroy (&msg);
+
+    //  The reply comes back with as many frames, in order.
+    msg = worker_command ("w1", CMQ_MDPW_REPLY);
+    zmsg_addstr (msg, "c1");
+    zmsg_addmem (msg, NULL, 0);
+    for (int part = 0; part < 5; part++)
+        zmsg_addstrf (msg, "answer %d", part);
+    receive (fx, msg, 0);
+    msg = broker_outbox_pop (fx->outbox);
+    assert_non_null (msg);
+    assert_int_equal (zmsg_size (msg), 4 + 5);
+    assert_frame (msg, 3, "echo");
+    assert_frame (msg, 4, "answer 0");
+    assert_frame (msg, 8, "answer 4");
+    zmsg_destroy (&msg);
+
+    uint64_t invalid = broker_core_counters (fx->core)->invalid;
+    msg = client_request ("c1", "echo", "part 0");
+    for (int part = 1; part < BROKER_MESSAGE_MAX_FRAMES - 3; part++)
+        zmsg_addstrf (msg, "part %d", part);
+    receive (fx, msg, 0);
+    expect_command (fx, "c1", CMQ_MDPW_DISCONNECT);
+    expect_nothing (fx);
+    assert_int_equal (broker_core_counters (fx->core)->invalid, invalid + 1);
+    assert_int_equal (broker_core_counters (fx->core)->requests, 1);
+}
+
 static void
 registered_worker_breaking_protocol_is_forgotten (void **state)
 {
@@ -693,6 +739,7 @@ main (void)
         T (mmi_stats_counts_requests_replies_and_invalid),
         T (ready_for_an_mmi_service_gets_disconnect),
         T (invalid_traffic_is_refused_with_disconnect),
+        T (many_frames_pass_and_too_many_are_refused),
         T (registered_worker_breaking_protocol_is_forgotten),
         T (forged_reply_never_reaches_a_client),
         T (heartbeat_from_unknown_worker_gets_disconnect),

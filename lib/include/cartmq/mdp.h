@@ -68,6 +68,34 @@ typedef struct {
 //  name and the optional credit frame. Never changes msg.
 cmq_mdp_status_t cmq_mdp_parse (zmsg_t *msg, cmq_mdp_message_t *out);
 
+//  The same rules over frames held any other way (the broker reads raw
+//  zmq_msg_t): the parser needs the bytes of the first CMQ_MDP_HEAD_FRAMES
+//  frames and how many frames there are in all.
+#define CMQ_MDP_HEAD_FRAMES 6
+
+typedef struct {
+    const byte *data;
+    size_t size;
+} cmq_mdp_bytes_t;
+
+typedef struct {
+    cmq_mdp_bytes_t head[CMQ_MDP_HEAD_FRAMES];  //  the first frames
+    size_t count;                               //  all frames
+} cmq_mdp_frames_t;
+
+//  What a message says, by frame index (0 is the empty delimiter).
+typedef struct {
+    cmq_mdp_kind_t kind;
+    cmq_mdpw_command_t command;  //  worker messages only
+    int service;                 //  client request or READY, else -1
+    int address;                 //  REQUEST and REPLY, else -1
+    int credit;                  //  READY: 1..1000 (1 without the frame)
+    size_t body_frames;          //  frames of body at the end of the message
+} cmq_mdp_layout_t;
+
+cmq_mdp_status_t cmq_mdp_parse_frames (const cmq_mdp_frames_t *frames,
+                                       cmq_mdp_layout_t *out);
+
 //  A short human phrase for a status, for logs ("unknown header").
 const char *cmq_mdp_status_str (cmq_mdp_status_t status);
 

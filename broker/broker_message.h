@@ -1,0 +1,48 @@
+//  broker_message.h - one message as the broker reads it: raw frames
+//
+//  The shell reads each message from the ROUTER into one of these, reused
+//  from message to message: its frames are zmq_msg_t, received straight
+//  from libzmq, so reading a message allocates nothing (CZMQ's zmsg_recv
+//  made a zframe_t and a list node per frame, about 30 allocations per
+//  request and reply). frames[0] is the sender's routing id.
+//
+//  The core may take frames it keeps or forwards (request and reply
+//  bodies) with zmq_msg_move, leaving them empty; whatever is left is
+//  closed by the next read or by broker_message_close.
+//
+//  A message of more than BROKER_MESSAGE_MAX_FRAMES frames is read to its
+//  end and kept truncated, with is_too_long set: a peer cannot make the
+//  broker hold a million empty frames (two bytes each on the wire).
+
+#ifndef BROKER_MESSAGE_H
+#define BROKER_MESSAGE_H
+
+#include <czmq.h>
+#include <stdbool.h>
+
+#define BROKER_MESSAGE_MAX_FRAMES 1024
+
+typedef struct {
+    zmq_msg_t *frames;
+    size_t count;      //  frames held
+    size_t capacity;   //  frames there is room for
+    bool is_too_long;  //  more than BROKER_MESSAGE_MAX_FRAMES were sent
+} broker_message_t;
+
+broker_message_t *broker_message_new (void);
+
+void broker_message_destroy (broker_message_t **self_p);
+
+//  Closes every frame held; count becomes 0.
+void broker_message_close (broker_message_t *self);
+
+//  Reads one whole message from a socket handle, waiting as its
+//  ZMQ_RCVTIMEO says. Returns 0, or -1 on timeout, signal or error (no
+//  message held).
+int broker_message_recv (broker_message_t *self, void *handle);
+
+//  Holds a copy of msg's frames, for tests and tools that build messages
+//  with CZMQ.
+void broker_message_set_from_zmsg (broker_message_t *self, zmsg_t *msg);
+
+#endif
