@@ -44,12 +44,6 @@ typedef struct {
     bool json;
 } s_settings_t;
 
-static double
-s_us (uint64_t nanoseconds)
-{
-    return (double) nanoseconds / 1000.0;
-}
-
 //  One request to a side and its reply. Returns the round trip in ns, or
 //  -1 on timeout or interrupt.
 static int64_t
@@ -90,22 +84,15 @@ static void
 s_print_side (const char *name, const s_side_t *side, double elapsed_s,
               bool is_last)
 {
-    const bench_histogram_t *latency = side->latency;
+    uint64_t count = bench_histogram_count (side->latency);
+    bench_latency_us_t us = bench_histogram_summary (side->latency);
     printf ("\"%s\": {\"endpoint\": \"%s\", \"requests\": %llu, "
             "\"rps\": %.1f, \"p50_us\": %.2f, \"p90_us\": %.2f, "
             "\"p99_us\": %.2f, \"p999_us\": %.2f, \"max_us\": %.2f, "
             "\"mean_us\": %.2f, \"timeouts\": %llu, \"late\": %llu}%s",
-            name, side->endpoint,
-            (unsigned long long) bench_histogram_count (latency),
-            elapsed_s > 0
-              ? (double) bench_histogram_count (latency) / (elapsed_s / S_SIDES)
-              : 0.0,
-            s_us (bench_histogram_percentile (latency, 50)),
-            s_us (bench_histogram_percentile (latency, 90)),
-            s_us (bench_histogram_percentile (latency, 99)),
-            s_us (bench_histogram_percentile (latency, 99.9)),
-            s_us (bench_histogram_max (latency)),
-            bench_histogram_mean (latency) / 1000.0,
+            name, side->endpoint, (unsigned long long) count,
+            elapsed_s > 0 ? (double) count / (elapsed_s / S_SIDES) : 0.0,
+            us.p50, us.p90, us.p99, us.p999, us.max, us.mean,
             (unsigned long long) side->timeouts,
             (unsigned long long) side->late, is_last ? "" : ", ");
 }
@@ -113,30 +100,28 @@ s_print_side (const char *name, const s_side_t *side, double elapsed_s,
 static void
 s_report (const s_side_t *sides, double elapsed_s, bool json)
 {
-    double p50[S_SIDES];
+    bench_latency_us_t us[S_SIDES];
     for (int index = 0; index < S_SIDES; index++)
-        p50[index] =
-          s_us (bench_histogram_percentile (sides[index].latency, 50));
+        us[index] = bench_histogram_summary (sides[index].latency);
+    double ratio = us[0].p50 > 0 ? us[1].p50 / us[0].p50 : 0.0;
     if (json) {
         printf ("{");
         s_print_side ("a", &sides[0], elapsed_s, false);
         s_print_side ("b", &sides[1], elapsed_s, false);
         printf ("\"elapsed_s\": %.3f, \"p50_ratio_b_to_a\": %.4f}\n", elapsed_s,
-                p50[0] > 0 ? p50[1] / p50[0] : 0.0);
+                ratio);
         return;
     }
-    for (int index = 0; index < S_SIDES; index++) {
-        const bench_histogram_t *latency = sides[index].latency;
-        printf ("%s %s: %llu requests, p50 %.1f us, p99 %.1f us, max "
-                "%.1f us, %llu timeouts, %llu late\n",
-                index ? "B" : "A", sides[index].endpoint,
-                (unsigned long long) bench_histogram_count (latency),
-                p50[index], s_us (bench_histogram_percentile (latency, 99)),
-                s_us (bench_histogram_max (latency)),
-                (unsigned long long) sides[index].timeouts,
-                (unsigned long long) sides[index].late);
-    }
-    printf ("p50 B / A: %.3f\n", p50[0] > 0 ? p50[1] / p50[0] : 0.0);
+    for (int index = 0; index < S_SIDES; index++)
+        printf (
+          "%s %s: %llu requests, p50 %.1f us, p99 %.1f us, max "
+          "%.1f us, %llu timeouts, %llu late\n",
+          index ? "B" : "A", sides[index].endpoint,
+          (unsigned long long) bench_histogram_count (sides[index].latency),
+          us[index].p50, us[index].p99, us[index].max,
+          (unsigned long long) sides[index].timeouts,
+          (unsigned long long) sides[index].late);
+    printf ("p50 B / A: %.3f\n", ratio);
 }
 
 //  Runs the pair for warmup, then for duration measured. 0, or 3 when a

@@ -146,13 +146,12 @@ broker_outbox_add_reply_bytes (broker_outbox_t *self, broker_peer_t client,
                                size_t size)
 {
     assert (self && client.data && service && (data || size == 0));
-    s_entry_t *entry = s_append (self, S_REPLY, client);
-    s_bytes_set (&entry->service, service, strlen (service));
-    s_entry_body (entry, 1);
-    zmq_msg_close (&entry->body[0]);
-    zmq_msg_init_size (&entry->body[0], size);
+    zmq_msg_t frame;
+    zmq_msg_init_size (&frame, size);
     if (size)
-        memcpy (zmq_msg_data (&entry->body[0]), data, size);
+        memcpy (zmq_msg_data (&frame), data, size);
+    broker_outbox_add_reply (self, client, service, &frame, 1);
+    zmq_msg_close (&frame);  //  empty once moved
 }
 
 void

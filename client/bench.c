@@ -237,6 +237,21 @@ bench_histogram_percentile (const bench_histogram_t *self, double percent)
     return self->max;
 }
 
+bench_latency_us_t
+bench_histogram_summary (const bench_histogram_t *self)
+{
+    assert (self);
+    bench_latency_us_t summary = {
+        (double) bench_histogram_percentile (self, 50) / 1000.0,
+        (double) bench_histogram_percentile (self, 90) / 1000.0,
+        (double) bench_histogram_percentile (self, 99) / 1000.0,
+        (double) bench_histogram_percentile (self, 99.9) / 1000.0,
+        (double) self->max / 1000.0,
+        bench_histogram_mean (self) / 1000.0
+    };
+    return summary;
+}
+
 //  ---------------------------------------------------------------------
 //  Method mix
 
@@ -794,14 +809,10 @@ s_print_json (const s_bench_t *self, double elapsed_s)
             ",\"rps\":%.1f",
             elapsed_s, counts->sent, counts->completed,
             elapsed_s > 0 ? (double) counts->completed / elapsed_s : 0.0);
+    bench_latency_us_t us = bench_histogram_summary (latency);
     printf (",\"p50_us\":%.1f,\"p90_us\":%.1f,\"p99_us\":%.1f,"
             "\"p999_us\":%.1f,\"max_us\":%.1f,\"mean_us\":%.1f",
-            s_us (bench_histogram_percentile (latency, 50)),
-            s_us (bench_histogram_percentile (latency, 90)),
-            s_us (bench_histogram_percentile (latency, 99)),
-            s_us (bench_histogram_percentile (latency, 99.9)),
-            s_us (bench_histogram_max (latency)),
-            bench_histogram_mean (latency) / 1000.0);
+            us.p50, us.p90, us.p99, us.p999, us.max, us.mean);
     printf (",\"errors\":%" PRIu64 ",\"timeouts\":%" PRIu64 ",\"late\":%" PRIu64
             ",\"bad_replies\":%" PRIu64 ",\"send_failures\":%" PRIu64,
             counts->errors, counts->timeouts, counts->late, counts->bad,
@@ -847,14 +858,10 @@ s_print_text (const s_bench_t *self, double elapsed_s)
     printf ("requests    %" PRIu64 " in %.2f s: %.0f requests/s\n",
             counts->completed, elapsed_s,
             elapsed_s > 0 ? (double) counts->completed / elapsed_s : 0.0);
+    bench_latency_us_t us = bench_histogram_summary (latency);
     printf ("latency us  p50 %.1f  p90 %.1f  p99 %.1f  p99.9 %.1f  max %.1f"
             "  mean %.1f\n",
-            s_us (bench_histogram_percentile (latency, 50)),
-            s_us (bench_histogram_percentile (latency, 90)),
-            s_us (bench_histogram_percentile (latency, 99)),
-            s_us (bench_histogram_percentile (latency, 99.9)),
-            s_us (bench_histogram_max (latency)),
-            bench_histogram_mean (latency) / 1000.0);
+            us.p50, us.p90, us.p99, us.p999, us.max, us.mean);
     printf ("errors      %" PRIu64, counts->errors);
     if (self->is_cart) {
         for (size_t kind = 0; kind < S_STATUS_KINDS; kind++) {

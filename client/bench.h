@@ -70,6 +70,13 @@ double bench_histogram_mean (const bench_histogram_t *self);
 uint64_t bench_histogram_percentile (const bench_histogram_t *self,
                                      double percent);
 
+//  What every report prints, in microseconds.
+typedef struct {
+    double p50, p90, p99, p999, max, mean;
+} bench_latency_us_t;
+
+bench_latency_us_t bench_histogram_summary (const bench_histogram_t *self);
+
 //  ---------------------------------------------------------------------
 //  Method mix for the cart service: "add=60,get=30,remove=10". Names are
 //  add, get, remove, update, clear; weights are 0..1000000 and at least

@@ -400,34 +400,31 @@ def _text(value):
     return value.decode(errors="replace") if isinstance(value, bytes) else value
 
 
-def services(endpoint, timeout=RTT_S):
-    """mmi.services as {name: entry}, or None if no usable reply came."""
-    reply = mmi(endpoint, "mmi.services", timeout=timeout)
-    if reply is None or len(reply) != 1:
-        return None
-    try:
-        listing = unpack(reply[0])
-    except Exception:  # noqa: BLE001 - a broken reply reads as no reply
-        return None
-    if not isinstance(listing, list):
-        return None
-    result = {}
-    for entry in listing:
-        if isinstance(entry, dict) and "name" in entry:
-            result[_text(entry["name"])] = entry
-    return result
-
-
-def stats(endpoint, timeout=RTT_S):
-    """The mmi.stats map, or None if no msgpack map came back."""
-    reply = mmi(endpoint, "mmi.stats", timeout=timeout)
+def _mmi_value(endpoint, service, kind, timeout):
+    """The one msgpack value an MMI service answers, if it is a kind;
+    else None (no reply, several frames, or not msgpack)."""
+    reply = mmi(endpoint, service, timeout=timeout)
     if reply is None or len(reply) != 1:
         return None
     try:
         value = unpack(reply[0])
-    except Exception:  # noqa: BLE001
+    except Exception:  # noqa: BLE001 - a broken reply reads as no reply
         return None
-    return value if isinstance(value, dict) else None
+    return value if isinstance(value, kind) else None
+
+
+def services(endpoint, timeout=RTT_S):
+    """mmi.services as {name: entry}, or None if no usable reply came."""
+    listing = _mmi_value(endpoint, "mmi.services", list, timeout)
+    if listing is None:
+        return None
+    return {_text(entry["name"]): entry for entry in listing
+            if isinstance(entry, dict) and "name" in entry}
+
+
+def stats(endpoint, timeout=RTT_S):
+    """The mmi.stats map, or None if no msgpack map came back."""
+    return _mmi_value(endpoint, "mmi.stats", dict, timeout)
 
 
 def worker_count(endpoint, service):
