@@ -34,6 +34,46 @@ cmq_log_enabled (cmq_log_level_t level)
     return level <= s_level;
 }
 
+static bool
+s_is_plain (unsigned char byte)
+{
+    return byte >= 0x20 && byte < 0x7f && byte != '\\' && byte != '"';
+}
+
+const char *
+cmq_log_escape (const void *data, size_t size, char *buffer, size_t buffer_size)
+{
+    assert (buffer && buffer_size >= 4);
+    assert (data || size == 0);
+    static const char digits[] = "0123456789abcdef";
+    const unsigned char *bytes = (const unsigned char *) data;
+    size_t needed = 0;
+    for (size_t index = 0; index < size; index++)
+        needed += s_is_plain (bytes[index]) ? 1 : 4;
+    //  What does not fit is cut, leaving room for "..." and the NUL.
+    size_t room = needed < buffer_size ? needed : buffer_size - 4;
+    size_t used = 0;
+    for (size_t index = 0; index < size; index++) {
+        bool is_plain = s_is_plain (bytes[index]);
+        if (used + (is_plain ? 1 : 4) > room)
+            break;
+        if (is_plain)
+            buffer[used++] = (char) bytes[index];
+        else {
+            buffer[used++] = '\\';
+            buffer[used++] = 'x';
+            buffer[used++] = digits[bytes[index] >> 4];
+            buffer[used++] = digits[bytes[index] & 15];
+        }
+    }
+    if (needed >= buffer_size) {
+        memcpy (buffer + used, "...", 3);
+        used += 3;
+    }
+    buffer[used] = 0;
+    return buffer;
+}
+
 //  zsys prefixes the level letter, the component (its log ident) and the
 //  time, so lines from a broker and its workers can share one terminal.
 static void s_log (cmq_log_level_t level, const char *format, va_list args)
@@ -42,7 +82,7 @@ static void s_log (cmq_log_level_t level, const char *format, va_list args)
 static void
 s_log (cmq_log_level_t level, const char *format, va_list args)
 {
-    char line[1024];
+    char line[4096];
     vsnprintf (line, sizeof (line), format, args);
     switch (level) {
         case CMQ_LOG_ERROR:

@@ -9,6 +9,7 @@
 #define CARTMQ_LOG_H
 
 #include <stdbool.h>
+#include <stddef.h>
 
 typedef enum {
     CMQ_LOG_ERROR = 0,
@@ -27,6 +28,17 @@ void cmq_log_set_level (cmq_log_level_t level);
 //  True if a message at this level would be written; lets callers skip
 //  building expensive arguments (hex ids) on the hot path.
 bool cmq_log_enabled (cmq_log_level_t level);
+
+//  Room for the escaped form of size peer bytes, NUL included.
+#define CMQ_LOG_ESCAPED_BYTES(size) (4 * (size) + 1)
+
+//  Writes bytes a peer sent (a service name, an id, a key) into buffer so
+//  that no peer can forge or split a log line (contract §3): printable
+//  ASCII is kept, every other byte and also '\\' and '"' become \xHH.
+//  Writes at most buffer_size bytes, NUL included; a value that does not
+//  fit is cut at a whole escape and ends in "...". Returns buffer.
+const char *cmq_log_escape (const void *data, size_t size, char *buffer,
+                            size_t buffer_size);
 
 void cmq_log_error (const char *format, ...)
   __attribute__ ((format (printf, 1, 2)));
