@@ -532,12 +532,13 @@ s_pack_stats (broker_core_t *self, msgpack_packer *packer, int64_t now_us)
     s_pack_uint_field (packer, "replies", counters->replies);
     s_pack_uint_field (packer, "redispatched", counters->redispatched);
     s_pack_str (packer, "dropped");
-    msgpack_pack_map (packer, 4);
+    msgpack_pack_map (packer, 5);
     s_pack_uint_field (packer, "expired", counters->dropped_expired);
     s_pack_uint_field (packer, "queue_full", counters->dropped_queue_full);
     s_pack_uint_field (packer, "redispatch_limit",
                        counters->dropped_redispatch_limit);
     s_pack_uint_field (packer, "no_service", counters->dropped_no_service);
+    s_pack_uint_field (packer, "output_full", counters->dropped_output_full);
     s_pack_uint_field (packer, "invalid", counters->invalid);
     s_pack_uint_field (packer, "workers", zhashx_size (self->workers));
     s_pack_str (packer, "services");
@@ -787,6 +788,14 @@ broker_core_disconnect_all (broker_core_t *self, broker_outbox_t *outbox)
     for (broker_link_t *link = broker_list_first (&self->by_contact); link;
          link = broker_list_next (&self->by_contact, link))
         s_send_disconnect (S_CONTACT_WORKER (link)->identity, outbox);
+}
+
+void
+broker_core_reply_unsent (broker_core_t *self)
+{
+    assert (self && self->counters.replies > 0);
+    self->counters.replies--;
+    self->counters.dropped_output_full++;
 }
 
 size_t

@@ -38,6 +38,7 @@ typedef struct {
     uint64_t dropped_queue_full;
     uint64_t dropped_redispatch_limit;
     uint64_t dropped_no_service;  //  too many services to create another
+    uint64_t dropped_output_full;  //  replies its client's output cap refused
     uint64_t invalid;             //  peer messages refused as invalid
 } broker_counters_t;
 
@@ -69,6 +70,11 @@ void broker_core_on_tick (broker_core_t *self, int64_t now_us,
 
 //  Sends DISCONNECT to every worker (broker shutting down).
 void broker_core_disconnect_all (broker_core_t *self, broker_outbox_t *outbox);
+
+//  The shell could not hand a reply to its client: what waits for that
+//  client is at its cap (§3). Counts the reply as dropped (reason
+//  output_full) instead of delivered.
+void broker_core_reply_unsent (broker_core_t *self);
 
 size_t broker_core_worker_count (broker_core_t *self);
 
