@@ -14,9 +14,11 @@
 #include "cartmq/cart_client.h"
 #include "cartmq/client.h"
 #include "cartmq/curve.h"
+#include "cartmq/log.h"
 #include "cartmq/options.h"
 
 #include <czmq.h>
+#include <errno.h>
 #include <inttypes.h>
 #include <msgpack.h>
 #include <stdbool.h>
@@ -86,15 +88,28 @@ s_print_usage (FILE *stream)
     fprintf (stream, "Usage: cartmq %s\n", S_USAGE);
 }
 
-//  Writes bytes for a terminal: control characters become '?', so one
-//  peer-supplied string cannot break a line or move the cursor.
+//  Room for the escaped form of a peer string shown on a terminal; a
+//  longer one is cut and ends in "...".
+#define S_MAX_ESCAPED 4096
+
+//  Writes peer bytes for a terminal as the logs do (cmq_log_escape): every
+//  byte outside printable ASCII, and '\\' and '"', as \xHH, so no reply
+//  can break a line, move the cursor or send the terminal a command (C1
+//  controls and bytes that are not UTF-8 included).
 static void
 s_print_safe (FILE *stream, const char *data, size_t size)
 {
-    for (size_t index = 0; index < size; index++) {
-        unsigned char byte = (unsigned char) data[index];
-        fputc (byte < 0x20 || byte == 0x7F ? '?' : byte, stream);
-    }
+    char escaped[S_MAX_ESCAPED];
+    fputs (cmq_log_escape (data, size, escaped, sizeof (escaped)), stream);
+}
+
+//  Columns s_print_safe takes for these bytes.
+static int
+s_safe_width (const char *data, size_t size)
+{
+    char escaped[S_MAX_ESCAPED];
+    return (int) strlen (
+      cmq_log_escape (data, size, escaped, sizeof (escaped)));
 }
 
 static bool
@@ -163,7 +178,7 @@ static int
 s_cell_width (const msgpack_object *object)
 {
     if (object && object->type == MSGPACK_OBJECT_STR)
-        return (int) object->via.str.size;
+        return s_safe_width (object->via.str.ptr, object->via.str.size);
     char *json = object ? json_print_object (object, NULL) : NULL;
     int width = json ? (int) strlen (json) : 1;
     free (json);
@@ -407,6 +422,20 @@ s_pack_cart_request (msgpack_sbuffer *buffer, const s_cart_args_t *args)
 static int
 s_cart_call (s_globals_t *globals, const s_cart_args_t *args)
 {
+    //  Contract §4: a mutation always carries a request_id. One made here
+    //  is packed once, and the client resends those very bytes on every
+    //  attempt: however many attempts reach workers, it applies once.
+    s_cart_args_t with_id = *args;
+    char request_id[CMQ_CART_REQUEST_ID_HEX_BYTES + 1];
+    if (!streq (args->method, "GetCartItems") && !args->request_id) {
+        if (cmq_cart_request_id_new (request_id, sizeof (request_id)) != 0) {
+            fprintf (stderr, "cartmq: cannot make a request_id: %s\n",
+                     strerror (errno));
+            return COMMANDS_EXIT_NO_REPLY;
+        }
+        with_id.request_id = request_id;
+        args = &with_id;
+    }
     msgpack_sbuffer buffer;
     msgpack_sbuffer_init (&buffer);
     s_pack_cart_request (&buffer, args);

@@ -2,6 +2,7 @@
 
 #include "json_print.h"
 
+#include "cartmq/cart_codec.h"
 #include "cartmq/msgpack_scan.h"
 
 #include <float.h>
@@ -51,43 +52,6 @@ s_append_str (s_buffer_t *buffer, const char *string)
     s_append (buffer, string, strlen (string));
 }
 
-//  Length of the valid UTF-8 sequence (RFC 3629: no overlong forms, no
-//  surrogates, nothing past U+10FFFF) starting at data, or 0 if the bytes
-//  there are not one.
-static size_t
-s_utf8_length (const unsigned char *data, size_t remaining)
-{
-    unsigned char lead = data[0];
-    size_t length;
-    unsigned char low = 0x80, high = 0xBF;  //  range of the second byte
-    if (lead < 0x80)
-        return 1;
-    else if (lead >= 0xC2 && lead <= 0xDF)
-        length = 2;
-    else if (lead >= 0xE0 && lead <= 0xEF) {
-        length = 3;
-        if (lead == 0xE0)
-            low = 0xA0;
-        else if (lead == 0xED)
-            high = 0x9F;
-    } else if (lead >= 0xF0 && lead <= 0xF4) {
-        length = 4;
-        if (lead == 0xF0)
-            low = 0x90;
-        else if (lead == 0xF4)
-            high = 0x8F;
-    } else
-        return 0;
-    if (remaining < length)
-        return 0;
-    if (data[1] < low || data[1] > high)
-        return 0;
-    for (size_t index = 2; index < length; index++)
-        if (data[index] < 0x80 || data[index] > 0xBF)
-            return 0;
-    return length;
-}
-
 static void
 s_append_escape (s_buffer_t *buffer, unsigned char byte)
 {
@@ -120,8 +84,9 @@ s_append_escape (s_buffer_t *buffer, unsigned char byte)
     }
 }
 
-//  Raw bytes as a JSON string. DEL is escaped too, though JSON allows it,
-//  so the line is safe to show on a terminal.
+//  Raw bytes as a JSON string. DEL and the C1 controls (U+0080..U+009F,
+//  bytes C2 80..C2 9F) are escaped too, though JSON allows them, so the
+//  line is safe to show on a terminal: some terminals act on C1 CSI.
 static void
 s_append_string (s_buffer_t *buffer, const char *data, size_t size)
 {
@@ -135,10 +100,15 @@ s_append_string (s_buffer_t *buffer, const char *data, size_t size)
             index++;
             continue;
         }
-        size_t length = s_utf8_length (bytes + index, size - index);
+        size_t length = cmq_cart_utf8_sequence (bytes + index, size - index);
         if (length == 0) {
             s_append_escape (buffer, byte);
             index++;
+            continue;
+        }
+        if (length == 2 && byte == 0xC2 && bytes[index + 1] < 0xA0) {
+            s_append_escape (buffer, bytes[index + 1]);  //  C1: \u0080..
+            index += 2;
             continue;
         }
         //  Copy the longest run of plain bytes at once.

@@ -6,7 +6,9 @@
 //  integers stay exact at any size; nil is null; a float JSON cannot hold
 //  (NaN, infinity) is null. A key that is not a string is written as the
 //  string of its JSON ("1", "null"), since JSON keys must be strings.
-//  Control characters and DEL are escaped, so a line is safe on a terminal.
+//  Control characters, DEL and the C1 controls (U+0080..U+009F) are
+//  escaped, so a line is safe on a terminal; the output is always valid
+//  JSON in valid UTF-8, whatever bytes the object held.
 
 #ifndef CARTMQ_JSON_PRINT_H
 #define CARTMQ_JSON_PRINT_H

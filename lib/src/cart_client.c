@@ -1,8 +1,11 @@
 //  cart_client.c - typed calls to the cart service over cmq_client_t
 //
 //  Each call fills a cmq_cart_request_t, encodes it, sends it with
-//  cmq_client_call_bytes and decodes the reply strictly. The request struct
-//  holds strings of up to CMQ_CART_MAX_NAME_BYTES, so ids between their
+//  cmq_client_call_bytes and decodes the reply strictly. A mutation always
+//  goes out with a request_id, the caller's or a random one made here once
+//  per call, so the client's retries resend the very same bytes. The
+//  request struct holds strings of up to CMQ_CART_MAX_NAME_BYTES, so ids
+//  between their
 //  own limit and that size still go out and the service judges them, as
 //  it would any client's. A string too long even for the struct cannot be
 //  sent: the call answers the same 400 the service would give, locally.
@@ -10,9 +13,73 @@
 #include "cartmq/cart_client.h"
 
 #include <assert.h>
+#include <errno.h>
+#include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/random.h>
+#include <unistd.h>
+
+//  Fills buffer with size random bytes from the kernel. getrandom blocks
+//  only until the pool is first seeded at boot; /dev/urandom is there for
+//  kernels without the call.
+static int
+s_random_bytes (unsigned char *buffer, size_t size)
+{
+    size_t done = 0;
+    while (done < size) {
+        ssize_t rc = getrandom (buffer + done, size - done, 0);
+        if (rc > 0)
+            done += (size_t) rc;
+        else if (rc < 0 && errno == EINTR)
+            continue;
+        else
+            break;
+    }
+    if (done == size)
+        return 0;
+    int fd = open ("/dev/urandom", O_RDONLY | O_CLOEXEC);
+    if (fd < 0)
+        return -1;
+    done = 0;
+    while (done < size) {
+        ssize_t rc = read (fd, buffer + done, size - done);
+        if (rc > 0)
+            done += (size_t) rc;
+        else if (rc < 0 && errno == EINTR)
+            continue;
+        else
+            break;
+    }
+    int saved = errno;
+    close (fd);
+    errno = saved;
+    return done == size ? 0 : -1;
+}
+
+int
+cmq_cart_request_id_new (char *buffer, size_t buffer_size)
+{
+    assert (buffer);
+    static const char digits[] = "0123456789abcdef";
+    unsigned char bits[CMQ_CART_REQUEST_ID_HEX_BYTES / 2];
+    if (buffer_size <= CMQ_CART_REQUEST_ID_HEX_BYTES) {
+        if (buffer_size > 0)
+            buffer[0] = '\0';
+        errno = EINVAL;
+        return -1;
+    }
+    buffer[0] = '\0';
+    if (s_random_bytes (bits, sizeof (bits)) != 0)
+        return -1;
+    for (size_t index = 0; index < sizeof (bits); index++) {
+        buffer[2 * index] = digits[bits[index] >> 4];
+        buffer[2 * index + 1] = digits[bits[index] & 0x0f];
+    }
+    buffer[CMQ_CART_REQUEST_ID_HEX_BYTES] = '\0';
+    return 0;
+}
 
 //  Copies value into str; if it cannot hold it, writes into reply the 400
 //  the service would send (naming the field and its contract limit).
@@ -62,6 +129,23 @@ cmq_cart_call (cmq_client_t *client, const cmq_cart_request_t *request,
     memset (reply, 0, sizeof (*reply));
     reply->method = request->method;
 
+    //  The id is fixed here, before the one encoding that every attempt
+    //  of cmq_client_call_bytes resends: retries cannot multiply it.
+    cmq_cart_request_t with_id;
+    if (cmq_cart_method_is_mutation (request->method) &&
+        !request->has_request_id) {
+        with_id = *request;
+        char request_id[CMQ_CART_REQUEST_ID_HEX_BYTES + 1];
+        if (cmq_cart_request_id_new (request_id, sizeof (request_id)) != 0) {
+            snprintf (reply->error, sizeof (reply->error),
+                      "cannot make a request_id: %s", strerror (errno));
+            return -1;
+        }
+        cmq_cart_str_set (&with_id.request_id, request_id,
+                          CMQ_CART_MAX_REQUEST_ID_BYTES);
+        with_id.has_request_id = true;
+        request = &with_id;
+    }
     size_t body_size = 0;
     void *body = cmq_cart_request_encode (request, &body_size);
     if (!body) {

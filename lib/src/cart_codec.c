@@ -87,6 +87,66 @@ cmq_cart_method_is_mutation (cmq_cart_method_t method)
     return method >= CMQ_CART_ADD && method <= CMQ_CART_CLEAR;
 }
 
+size_t
+cmq_cart_utf8_sequence (const void *data, size_t size)
+{
+    assert (data);
+    assert (size > 0);
+    const unsigned char *bytes = (const unsigned char *) data;
+    unsigned char lead = bytes[0];
+    if (lead < 0x80)
+        return 1;
+    //  The second byte's range is what rules out overlong forms (E0, F0),
+    //  surrogates (ED) and code points past U+10FFFF (F4); C0, C1 and F5
+    //  to FF can only start overlong or out-of-range sequences.
+    size_t length;
+    unsigned char low = 0x80, high = 0xBF;
+    if (lead >= 0xC2 && lead <= 0xDF)
+        length = 2;
+    else if (lead >= 0xE0 && lead <= 0xEF) {
+        length = 3;
+        if (lead == 0xE0)
+            low = 0xA0;
+        else if (lead == 0xED)
+            high = 0x9F;
+    } else if (lead >= 0xF0 && lead <= 0xF4) {
+        length = 4;
+        if (lead == 0xF0)
+            low = 0x90;
+        else if (lead == 0xF4)
+            high = 0x8F;
+    } else
+        return 0;
+    if (size < length || bytes[1] < low || bytes[1] > high)
+        return 0;
+    for (size_t index = 2; index < length; index++)
+        if (bytes[index] < 0x80 || bytes[index] > 0xBF)
+            return 0;
+    return length;
+}
+
+bool
+cmq_cart_utf8_is_valid (const void *data, size_t size, size_t *bad_offset_p)
+{
+    assert (data || size == 0);
+    const unsigned char *bytes = (const unsigned char *) data;
+    size_t index = 0;
+    while (index < size) {
+        if (bytes[index] < 0x80) {
+            index++;  //  ids and names are mostly ASCII
+            continue;
+        }
+        size_t length = cmq_cart_utf8_sequence (bytes + index, size - index);
+        if (length == 0) {
+            if (bad_offset_p)
+                *bad_offset_p = index;
+            return false;
+        }
+        index += length;
+    }
+    return true;
+}
+
 int
 cmq_cart_str_set (cmq_cart_str_t *str, const char *value, size_t max_bytes)
 {
@@ -233,6 +293,21 @@ s_wrong_type (const msgpack_object *value, const char *label,
                    s_type_name (value->type));
 }
 
+//  A str that is not UTF-8 is a wrong type (contract §4): stored, it
+//  would make every later reply that echoes it undecodable.
+static int
+s_check_utf8 (const msgpack_object *value, const char *label, s_error_t *error)
+{
+    size_t offset = 0;
+    if (cmq_cart_utf8_is_valid (value->via.str.ptr, value->via.str.size,
+                                &offset))
+        return 0;
+    return s_fail (error,
+                   "%s: must be a UTF-8 string, got invalid UTF-8 "
+                   "(byte 0x%02x at offset %zu)",
+                   label, (unsigned char) value->via.str.ptr[offset], offset);
+}
+
 static int
 s_str_value (const msgpack_object *value, const char *label, size_t max_bytes,
              cmq_cart_str_t *out, s_error_t *error)
@@ -245,6 +320,8 @@ s_str_value (const msgpack_object *value, const char *label, size_t max_bytes,
         return s_fail (error, "%s: must not be empty", label);
     if (size > max_bytes)
         return s_fail (error, "%s: longer than %zu bytes", label, max_bytes);
+    if (s_check_utf8 (value, label, error))
+        return -1;
     if (size > 0)
         memcpy (out->data, value->via.str.ptr, size);
     out->data[size] = '\0';
@@ -327,6 +404,7 @@ s_take_method (const msgpack_object_map *map, cmq_cart_method_t *method,
         return s_wrong_type (value, "method", "a string", error);
     if (value->via.str.size == 0)
         return s_fail (error, "method: must not be empty");
+    //  The names are ASCII, so a method that is not UTF-8 is unknown.
     for (size_t index = 1; index < S_METHOD_COUNT; index++)
         if (s_str_is (value, s_method_names[index])) {
             *method = (cmq_cart_method_t) index;
@@ -681,16 +759,28 @@ s_reply_fields (const msgpack_object_map *map, cmq_cart_reply_t *reply,
     return s_fail (error, "unknown method %d", (int) reply->method);
 }
 
-//  The service's error text, kept to one line of the buffer.
+//  The service's error text, kept to one line of the buffer and to valid
+//  UTF-8: a control character or a byte that starts no valid sequence
+//  becomes '?', and a sequence that would not fit whole is left out.
 static void
 s_copy_error (char *dest, size_t dest_size, const msgpack_object *value)
 {
-    size_t length = value->via.str.size;
-    if (length > dest_size - 1)
-        length = dest_size - 1;
-    for (size_t index = 0; index < length; index++) {
-        unsigned char byte = (unsigned char) value->via.str.ptr[index];
-        dest[index] = byte < 0x20 || byte == 0x7f ? '?' : (char) byte;
+    const char *text = value->via.str.ptr;
+    size_t size = value->via.str.size;
+    size_t length = 0;
+    for (size_t index = 0; index < size;) {
+        unsigned char byte = (unsigned char) text[index];
+        size_t sequence = cmq_cart_utf8_sequence (text + index, size - index);
+        if (sequence == 0 || byte < 0x20 || byte == 0x7f)
+            sequence = 1;
+        if (length + sequence > dest_size - 1)
+            break;
+        if (sequence == 1 && (byte < 0x20 || byte >= 0x7f))
+            dest[length] = '?';
+        else
+            memcpy (dest + length, text + index, sequence);
+        length += sequence;
+        index += sequence;
     }
     dest[length] = '\0';
 }

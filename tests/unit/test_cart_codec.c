@@ -1120,14 +1120,211 @@ static void
 strings_keep_nul_and_high_bytes_with_their_size (void **state)
 {
     (void) state;
-    field_t user = BYTES ("", "a\0b\xff\x01", 5);
+    //  U+0000 and U+00FF are valid UTF-8; a raw 0xff byte is not (below).
+    field_t user = BYTES ("", "a\0b\xc3\xbf\x01", 6);
     cmq_cart_request_t request;
     expect_accepted (s_get, "user_id", &user, &request);
-    assert_int_equal (request.user_id.size, 5);
-    assert_memory_equal (request.user_id.data, "a\0b\xff\x01", 6);
+    assert_int_equal (request.user_id.size, 6);
+    assert_memory_equal (request.user_id.data, "a\0b\xc3\xbf\x01", 7);
     field_t name = STR ("", "caf\xc3\xa9 \xe2\x98\x95");
     expect_accepted (s_add, "item.name", &name, &request);
     assert_string_equal (request.item.name.data, "caf\xc3\xa9 \xe2\x98\x95");
+}
+
+//  The classic edge cases of UTF-8 decoders (Markus Kuhn's stress test):
+//  each valid form at its boundaries, and each way a sequence goes wrong.
+typedef struct {
+    const char *bytes;
+    size_t size;
+    size_t bad_offset;  //  SIZE_MAX: valid
+} utf8_case_t;
+
+#define VALID(text)                                                            \
+    {                                                                          \
+        text, sizeof (text) - 1, SIZE_MAX                                      \
+    }
+#define BAD(text, at)                                                          \
+    {                                                                          \
+        text, sizeof (text) - 1, at                                            \
+    }
+
+static const utf8_case_t s_utf8_cases[] = {
+    VALID (""),
+    VALID ("plain ascii ~\x7f"),
+    VALID ("\0"),                //  U+0000 is a character
+    VALID ("\xc2\x80"),          //  U+0080, first of 2 bytes
+    VALID ("\xdf\xbf"),          //  U+07FF, last of 2 bytes
+    VALID ("\xe0\xa0\x80"),      //  U+0800, first of 3 bytes
+    VALID ("\xed\x9f\xbf"),      //  U+D7FF, just below surrogates
+    VALID ("\xee\x80\x80"),      //  U+E000, just above them
+    VALID ("\xef\xbf\xbd"),      //  U+FFFD
+    VALID ("\xef\xbf\xbf"),      //  U+FFFF, last of 3 bytes
+    VALID ("\xf0\x90\x80\x80"),  //  U+10000, first of 4 bytes
+    VALID ("\xf4\x8f\xbf\xbf"),  //  U+10FFFF, the last code point
+    VALID ("caf\xc3\xa9 \xe2\x98\x95 \xf0\x9f\x98\x80"),
+    BAD ("\xff\xfe", 0),  //  never in UTF-8
+    BAD ("ab\xfe", 2),
+    BAD ("\x80", 0),  //  lone continuation bytes
+    BAD ("a\xbf", 1),
+    BAD ("\xc0\xaf", 0),  //  overlong '/' in 2, 3 and 4 bytes
+    BAD ("\xe0\x80\xaf", 0),
+    BAD ("\xf0\x80\x80\xaf", 0),
+    BAD ("\xc1\xbf", 0),                  //  overlong U+007F
+    BAD ("\xe0\x9f\xbf", 0),              //  overlong U+07FF
+    BAD ("\xf0\x8f\xbf\xbf", 0),          //  overlong U+FFFF
+    BAD ("\xc0\x80", 0),                  //  overlong NUL ("modified UTF-8")
+    BAD ("\xed\xa0\x80", 0),              //  U+D800, first surrogate
+    BAD ("\xed\xbf\xbf", 0),              //  U+DFFF, last surrogate
+    BAD ("\xed\xa0\xbd\xed\xb8\x80", 0),  //  a CESU-8 surrogate pair
+    BAD ("\xf4\x90\x80\x80", 0),          //  U+110000, past the last
+    BAD ("\xf5\x80\x80\x80", 0),          //  leads past F4
+    BAD ("\xf8\x88\x80\x80\x80", 0),      //  old 5- and 6-byte forms
+    BAD ("\xfc\x84\x80\x80\x80\x80", 0),
+    BAD ("x\xc3", 1),  //  cut short by the end
+    BAD ("x\xe2\x82", 1),
+    BAD ("x\xf0\x9f\x98", 1),
+    BAD ("\xc3x", 0),  //  cut short by an ASCII byte
+    BAD ("\xe2\x82x", 0),
+    BAD ("ok \xc3\xa9 then \xe2\x28\xa1", 11),
+};
+
+static void
+utf8_check_accepts_every_valid_form_and_rejects_the_classic_edge_cases (
+  void **state)
+{
+    (void) state;
+    for (size_t index = 0;
+         index < sizeof (s_utf8_cases) / sizeof (s_utf8_cases[0]); index++) {
+        const utf8_case_t *test = &s_utf8_cases[index];
+        size_t offset = 12345;
+        bool is_valid =
+          cmq_cart_utf8_is_valid (test->bytes, test->size, &offset);
+        if (is_valid != (test->bad_offset == SIZE_MAX))
+            fail_msg ("case %zu: valid %d, expected %d", index, is_valid,
+                      test->bad_offset == SIZE_MAX);
+        if (!is_valid && offset != test->bad_offset)
+            fail_msg ("case %zu: bad at %zu, expected %zu", index, offset,
+                      test->bad_offset);
+        if (is_valid)
+            assert_int_equal (offset, 12345);  //  left alone
+    }
+    assert_true (cmq_cart_utf8_is_valid (NULL, 0, NULL));
+    assert_false (cmq_cart_utf8_is_valid ("\xff", 1, NULL));
+    //  One sequence at a time, as json_print walks a string.
+    assert_int_equal (cmq_cart_utf8_sequence ("a", 1), 1);
+    assert_int_equal (cmq_cart_utf8_sequence ("\xc3\xa9", 2), 2);
+    assert_int_equal (cmq_cart_utf8_sequence ("\xe2\x82\xac", 3), 3);
+    assert_int_equal (cmq_cart_utf8_sequence ("\xf0\x9f\x98\x80", 4), 4);
+    assert_int_equal (cmq_cart_utf8_sequence ("\xf0\x9f\x98\x80", 3), 0);
+    assert_int_equal (cmq_cart_utf8_sequence ("\xed\xa0\x80", 3), 0);
+}
+
+static void
+every_code_point_round_trips_and_every_surrogate_is_refused (void **state)
+{
+    (void) state;
+    for (uint32_t code = 0; code <= 0x10FFFF; code++) {
+        char bytes[4];
+        size_t size;
+        if (code < 0x80) {
+            bytes[0] = (char) code;
+            size = 1;
+        } else if (code < 0x800) {
+            bytes[0] = (char) (0xC0 | (code >> 6));
+            bytes[1] = (char) (0x80 | (code & 0x3F));
+            size = 2;
+        } else if (code < 0x10000) {
+            bytes[0] = (char) (0xE0 | (code >> 12));
+            bytes[1] = (char) (0x80 | ((code >> 6) & 0x3F));
+            bytes[2] = (char) (0x80 | (code & 0x3F));
+            size = 3;
+        } else {
+            bytes[0] = (char) (0xF0 | (code >> 18));
+            bytes[1] = (char) (0x80 | ((code >> 12) & 0x3F));
+            bytes[2] = (char) (0x80 | ((code >> 6) & 0x3F));
+            bytes[3] = (char) (0x80 | (code & 0x3F));
+            size = 4;
+        }
+        bool is_surrogate = code >= 0xD800 && code <= 0xDFFF;
+        if (cmq_cart_utf8_is_valid (bytes, size, NULL) == is_surrogate)
+            fail_msg ("U+%04X: wrong verdict", (unsigned) code);
+        //  The same code point one byte longer (overlong) never passes.
+        if (size < 4 && code > 0) {
+            char longer[4];
+            uint32_t shifted = code;
+            size_t longer_size = size + 1;
+            for (size_t at = longer_size - 1; at > 0; at--) {
+                longer[at] = (char) (0x80 | (shifted & 0x3F));
+                shifted >>= 6;
+            }
+            static const unsigned char leads[] = { 0, 0, 0xC0, 0xE0, 0xF0 };
+            longer[0] = (char) (leads[longer_size] | shifted);
+            assert_false (cmq_cart_utf8_is_valid (longer, longer_size, NULL));
+        }
+    }
+}
+
+static void
+each_string_field_rejects_a_str_that_is_not_utf8 (void **state)
+{
+    (void) state;
+    static const field_t bad[] = {
+        BYTES ("", "\xff\xfe", 2),         BYTES ("", "sku\x80", 4),
+        BYTES ("", "\xc0\xaf", 2),         BYTES ("", "\xed\xa0\x80", 3),
+        BYTES ("", "\xf4\x90\x80\x80", 4), BYTES ("", "ok\xe2\x82", 4),
+    };
+    for (size_t index = 0; index < CASE_COUNT; index++) {
+        const method_case_t *test = &s_cases[index];
+        for (const char *const *path = test->strings; *path; path++) {
+            char reason[64];
+            snprintf (reason, sizeof (reason),
+                      "%s: must be a UTF-8 string, got invalid UTF-8", *path);
+            for (size_t value = 0; value < sizeof (bad) / sizeof (bad[0]);
+                 value++)
+                expect_rejected (test->fields, *path, &bad[value], reason);
+        }
+    }
+    field_t name = BYTES ("", "Pen \xff", 5);
+    expect_rejected (s_add, "item.name", &name,
+                     "item.name: must be a UTF-8 string, got invalid UTF-8 "
+                     "(byte 0xff at offset 4)");
+    //  A method is matched against ASCII names: bytes that are not UTF-8
+    //  make it unknown, named readably.
+    field_t method = BYTES ("", "Get\xff", 4);
+    expect_rejected (s_get, "method", &method, "unknown method: Get?");
+}
+
+static void
+reply_strings_that_are_not_utf8_are_refused (void **state)
+{
+    (void) state;
+    static const field_t bad_item[] = { BYTES ("id", "\xff\xfe", 2),
+                                        STR ("name", "n"), INT ("quantity", 1),
+                                        INT ("price", 1), END };
+    static const field_t items[] = { FIELDS ("", bad_item), END };
+    static const field_t get_reply[] = { INT ("status", 200),
+                                         LIST ("items", items),
+                                         INT ("total", 1), END };
+    cmq_cart_reply_t reply;
+    msgpack_sbuffer buffer;
+    build_body (&buffer, get_reply, NULL, NULL);
+    assert_int_equal (
+      cmq_cart_reply_decode (buffer.data, buffer.size, CMQ_CART_GET, &reply),
+      -1);
+    assert_non_null (strstr (reply.error, "items[].id: must be a UTF-8"));
+    assert_null (reply.items);
+    msgpack_sbuffer_destroy (&buffer);
+    //  An error text is kept readable: what is not UTF-8 becomes '?'.
+    static const field_t bad_error[] = {
+        INT ("status", 404), BYTES ("error", "gone \xff\xc3\xa9\xe2\x82", 10),
+        END
+    };
+    build_body (&buffer, bad_error, NULL, NULL);
+    assert_int_equal (
+      cmq_cart_reply_decode (buffer.data, buffer.size, CMQ_CART_REMOVE, &reply),
+      0);
+    assert_string_equal (reply.error, "gone ?\xc3\xa9??");
+    msgpack_sbuffer_destroy (&buffer);
 }
 
 static void
@@ -1380,7 +1577,7 @@ request_round_trips_for_every_method (void **state)
             request.method = (cmq_cart_method_t) method;
             set_bytes (&request.user_id, "us\0er", 5);
             if (method == CMQ_CART_ADD) {
-                set_bytes (&request.item.id, "id\0\xff", 4);
+                set_bytes (&request.item.id, "id\0\xc3\xbf", 5);
                 set_bytes (&request.item.name, s_xs, 256);
                 request.item.quantity = 1000000;
                 request.item.price = 2147483647;
@@ -1557,7 +1754,7 @@ reply_round_trips_for_every_method (void **state)
         reply.method = (cmq_cart_method_t) method;
         if (method == CMQ_CART_GET) {
             reply.items = make_items (3);
-            set_bytes (&reply.items[1].id, "b\0\xff", 3);
+            set_bytes (&reply.items[1].id, "b\0\xc3\xbf", 4);
             set_bytes (&reply.items[2].name, s_xs, 256);
             set_bytes (&reply.items[2].id, s_xs, 128);
             reply.items[2].quantity = 1000000;
@@ -2174,9 +2371,154 @@ typed_calls_send_each_method_and_decode_its_reply (void **state)
     assert_int_equal (reply.status, 200);
     assert_string_equal (reply.message, "rid=req-8");
 
+    //  No id given: the call makes one (the fake echoes its first 20 hex
+    //  digits), since every mutation carries one.
     assert_int_equal (cmq_cart_clear (fake->client, "alice", NULL, &reply), 0);
     assert_int_equal (reply.status, 200);
-    assert_string_equal (reply.message, "Cart cleared");
+    assert_int_equal (strlen (reply.message), 24);
+    assert_memory_equal (reply.message, "rid=", 4);
+    assert_int_equal (strspn (reply.message + 4, "0123456789abcdef"), 20);
+}
+
+//  A broker that never answers: records the body of every request that
+//  reaches it. Asked "BODIES", it sends [count][body]... on the pipe.
+static void
+s_recorder_actor (zsock_t *pipe, void *args)
+{
+    (void) args;
+    zsock_t *router = zsock_new (ZMQ_ROUTER);
+    int port = zsock_bind (router, "tcp://127.0.0.1:*");
+    zsock_signal (pipe, 0);
+    zsock_send (pipe, "i", port);
+    zpoller_t *poller = zpoller_new (pipe, router, NULL);
+    zmsg_t *bodies = zmsg_new ();
+    while (true) {
+        void *which = zpoller_wait (poller, -1);
+        if (which == router) {
+            zmsg_t *msg = zmsg_recv (router);
+            if (msg && zmsg_size (msg) == 5) {
+                zframe_t *body = zmsg_last (msg);
+                zmsg_addmem (bodies, zframe_data (body), zframe_size (body));
+            }
+            zmsg_destroy (&msg);
+            continue;
+        }
+        char *command = which == pipe ? zstr_recv (pipe) : NULL;
+        bool is_bodies = command && streq (command, "BODIES");
+        free (command);
+        if (!is_bodies)
+            break;  //  $TERM or interrupted
+        zmsg_t *answer = zmsg_dup (bodies);
+        zmsg_pushstrf (answer, "%zu", zmsg_size (bodies));
+        zmsg_send (&answer, pipe);
+    }
+    zmsg_destroy (&bodies);
+    zpoller_destroy (&poller);
+    zsock_destroy (&router);
+}
+
+//  The request ids of the bodies the recorder holds, once it holds count
+//  (within 5 s): each must decode and carry one.
+static void
+s_recorded_ids (zactor_t *recorder, size_t count, char ids[][72])
+{
+    zmsg_t *answer = NULL;
+    for (int64_t deadline = zclock_mono () + 5000; zclock_mono () < deadline;
+         zclock_sleep (10)) {
+        zmsg_destroy (&answer);
+        zstr_send (recorder, "BODIES");
+        answer = zmsg_recv (recorder);
+        assert_non_null (answer);
+        if (zmsg_size (answer) >= count + 1)
+            break;
+    }
+    assert_int_equal (zmsg_size (answer), count + 1);
+    zframe_t *frame = zmsg_first (answer);
+    for (size_t index = 0; index < count; index++) {
+        frame = zmsg_next (answer);
+        cmq_cart_request_t request;
+        char error[256];
+        assert_int_equal (
+          cmq_cart_request_decode (zframe_data (frame), zframe_size (frame),
+                                   &request, error, sizeof (error)),
+          CMQ_CART_OK);
+        assert_true (request.has_request_id);
+        snprintf (ids[index], 72, "%.64s", request.request_id.data);
+    }
+    zmsg_destroy (&answer);
+}
+
+static void
+every_retry_of_a_call_resends_the_request_id_made_for_that_call (void **state)
+{
+    (void) state;
+    zactor_t *recorder = zactor_new (s_recorder_actor, NULL);
+    int port = 0;
+    zsock_recv (recorder, "i", &port);
+    char endpoint[64];
+    snprintf (endpoint, sizeof (endpoint), "tcp://127.0.0.1:%d", port);
+    cmq_client_config_t config;
+    cmq_client_config_defaults (&config);
+    config.endpoint = endpoint;
+    config.timeout_ms = 150;
+    config.retries = 2;
+    cmq_client_t *client = cmq_client_new (&config);
+    assert_non_null (client);
+
+    cmq_cart_item_t item;
+    memset (&item, 0, sizeof (item));
+    cmq_cart_str_set (&item.id, "sku-1", CMQ_CART_MAX_ID_BYTES);
+    cmq_cart_str_set (&item.name, "Pen", CMQ_CART_MAX_NAME_BYTES);
+    item.quantity = 1;
+    item.price = 100;
+    cmq_cart_reply_t reply;
+    //  Two calls of each mutation with no id, three attempts each; then
+    //  one with an id of the caller's.
+    for (int call = 0; call < 2; call++) {
+        assert_int_equal (cmq_cart_add (client, "u", &item, NULL, &reply), -1);
+        assert_int_equal (cmq_cart_remove (client, "u", "sku-1", NULL, &reply),
+                          -1);
+        assert_int_equal (
+          cmq_cart_update (client, "u", "sku-1", 2, NULL, &reply), -1);
+        assert_int_equal (cmq_cart_clear (client, "u", NULL, &reply), -1);
+    }
+    assert_int_equal (cmq_cart_clear (client, "u", "mine-1", &reply), -1);
+    char ids[27][72];
+    s_recorded_ids (recorder, 27, ids);
+    for (size_t call = 0; call < 8; call++) {
+        const char *first = ids[3 * call];
+        assert_int_equal (strlen (first), CMQ_CART_REQUEST_ID_HEX_BYTES);
+        assert_int_equal (strspn (first, "0123456789abcdef"),
+                          CMQ_CART_REQUEST_ID_HEX_BYTES);
+        assert_string_equal (ids[3 * call + 1], first);
+        assert_string_equal (ids[3 * call + 2], first);
+        for (size_t other = 0; other < call; other++)
+            assert_string_not_equal (ids[3 * other], first);
+    }
+    for (size_t attempt = 24; attempt < 27; attempt++)
+        assert_string_equal (ids[attempt], "mine-1");
+
+    cmq_client_destroy (&client);
+    zactor_destroy (&recorder);
+}
+
+static void
+request_ids_are_32_lowercase_hex_digits_and_do_not_repeat (void **state)
+{
+    (void) state;
+    char previous[CMQ_CART_REQUEST_ID_HEX_BYTES + 1] = "";
+    for (int round = 0; round < 1000; round++) {
+        char id[CMQ_CART_REQUEST_ID_HEX_BYTES + 1];
+        assert_int_equal (cmq_cart_request_id_new (id, sizeof (id)), 0);
+        assert_int_equal (strlen (id), CMQ_CART_REQUEST_ID_HEX_BYTES);
+        assert_int_equal (strspn (id, "0123456789abcdef"),
+                          CMQ_CART_REQUEST_ID_HEX_BYTES);
+        assert_string_not_equal (id, previous);
+        memcpy (previous, id, sizeof (id));
+    }
+    char small[CMQ_CART_REQUEST_ID_HEX_BYTES];
+    assert_int_equal (cmq_cart_request_id_new (small, sizeof (small)), -1);
+    assert_string_equal (small, "");
 }
 
 static void
@@ -2297,6 +2639,12 @@ main (void)
         cmocka_unit_test (
           strings_at_the_limit_are_copied_whole_and_nul_terminated),
         cmocka_unit_test (strings_keep_nul_and_high_bytes_with_their_size),
+        cmocka_unit_test (
+          utf8_check_accepts_every_valid_form_and_rejects_the_classic_edge_cases),
+        cmocka_unit_test (
+          every_code_point_round_trips_and_every_surrogate_is_refused),
+        cmocka_unit_test (each_string_field_rejects_a_str_that_is_not_utf8),
+        cmocka_unit_test (reply_strings_that_are_not_utf8_are_refused),
         cmocka_unit_test (add_quantity_must_be_1_to_1000000),
         cmocka_unit_test (update_quantity_must_be_0_to_1000000),
         cmocka_unit_test (price_must_be_0_to_2_pow_31_minus_1),
@@ -2341,6 +2689,10 @@ main (void)
         cmocka_unit_test (call_returns_minus_one_when_no_reply_comes),
         cmocka_unit_test (
           call_returns_minus_one_when_the_reply_does_not_decode),
+        cmocka_unit_test (
+          every_retry_of_a_call_resends_the_request_id_made_for_that_call),
+        cmocka_unit_test (
+          request_ids_are_32_lowercase_hex_digits_and_do_not_repeat),
     };
     int failed =
       cmocka_run_group_tests_name ("cart_codec", codec, codec_setup, NULL);

@@ -13,6 +13,8 @@
 
 #include "json_print.h"
 
+#include "cartmq/cart_codec.h"
+
 //  Packed msgpack, built by each test with the packer below.
 typedef struct {
     msgpack_sbuffer buffer;
@@ -144,6 +146,65 @@ an_invalid_byte_does_not_swallow_the_valid_text_after_it (void **state)
     fixture_t *fx = *state;
     pack_str (fx, "\xe2x\xc3\xa9", 4);
     assert_json (fx, "\"\\u00e2x\xc3\xa9\"");
+}
+
+static void
+c1_controls_are_escaped_so_no_terminal_acts_on_them (void **state)
+{
+    fixture_t *fx = *state;
+    //  U+0080, U+009B (CSI), U+009F; U+00A0 is the first that passes
+    pack_cstr (fx, "a\xc2\x80\xc2\x9b[2J\xc2\x9f\xc2\xa0z");
+    assert_json (fx, "\"a\\u0080\\u009b[2J\\u009f\xc2\xa0z\"");
+}
+
+//  Strict UTF-8 and JSON string check of what json_print wrote: every
+//  byte below 0x20 escaped, every multibyte sequence valid.
+static void
+assert_valid_json_string (const char *json, size_t length)
+{
+    assert_true (length >= 2);
+    assert_int_equal (json[0], '"');
+    assert_int_equal (json[length - 1], '"');
+    assert_true (cmq_cart_utf8_is_valid (json, length, NULL));
+    for (size_t index = 1; index + 1 < length; index++) {
+        unsigned char byte = (unsigned char) json[index];
+        assert_true (byte >= 0x20);
+        if (byte == '"')
+            fail_msg ("unescaped quote at %zu in %s", index, json);
+        if (byte == '\\')
+            index++;  //  the escaped character, or u of \uXXXX
+    }
+}
+
+static void
+random_bytes_always_print_as_a_valid_json_string (void **state)
+{
+    fixture_t *fx = *state;
+    uint32_t seed = 2463534242u;
+    char data[64];
+    for (int round = 0; round < 5000; round++) {
+        size_t size = (size_t) (round % (int) sizeof (data));
+        for (size_t index = 0; index < size; index++) {
+            seed ^= seed << 13;
+            seed ^= seed >> 17;
+            seed ^= seed << 5;
+            data[index] = (char) (seed >> 24);
+        }
+        msgpack_sbuffer_clear (&fx->buffer);
+        pack_str (fx, data, size);
+        msgpack_unpacked unpacked;
+        msgpack_unpacked_init (&unpacked);
+        size_t offset = 0;
+        assert_int_equal (msgpack_unpack_next (&unpacked, fx->buffer.data,
+                                               fx->buffer.size, &offset),
+                          MSGPACK_UNPACK_SUCCESS);
+        size_t length = 0;
+        char *json = json_print_object (&unpacked.data, &length);
+        assert_non_null (json);
+        assert_valid_json_string (json, length);
+        free (json);
+        msgpack_unpacked_destroy (&unpacked);
+    }
 }
 
 static void
@@ -378,6 +439,8 @@ main (void)
         T (valid_multibyte_utf8_passes_through_unchanged),
         T (invalid_utf8_bytes_become_u00xx_escapes),
         T (an_invalid_byte_does_not_swallow_the_valid_text_after_it),
+        T (c1_controls_are_escaped_so_no_terminal_acts_on_them),
+        T (random_bytes_always_print_as_a_valid_json_string),
         T (bin_is_printed_as_an_escaped_string),
         T (negative_and_large_integers_are_exact),
         T (nil_and_booleans_are_json_literals),

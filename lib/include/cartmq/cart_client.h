@@ -6,8 +6,11 @@
 //  cmq_cart_reply_reset). Returns 0 when a reply came, whatever its status
 //  (check reply->status), or -1 when none came (cmq_client_error).
 //
-//  Mutations take an optional request_id (NULL: none). Give one to make
-//  retries apply exactly once.
+//  Every mutation carries a request_id (contract §4): the caller's, or,
+//  when request_id is NULL, a fresh random one (cmq_cart_request_id_new).
+//  It is made once per call and sent unchanged on every retry of that
+//  call, so however many attempts reach the service, the mutation applies
+//  at most once.
 
 #ifndef CARTMQ_CART_CLIENT_H
 #define CARTMQ_CART_CLIENT_H
@@ -35,7 +38,19 @@ int cmq_cart_update (cmq_client_t *client, const char *user_id,
 int cmq_cart_clear (cmq_client_t *client, const char *user_id,
                     const char *request_id, cmq_cart_reply_t *reply);
 
-//  Sends any prepared request; the calls above are thin wrappers.
+//  Sends any prepared request; the calls above are thin wrappers. A
+//  mutation without a request_id gets a fresh random one, as above.
+//  Returns -1 also when no random id could be made (reply->error).
+//  Hex digits of a generated request_id: 128 random bits.
+#define CMQ_CART_REQUEST_ID_HEX_BYTES 32
+
+//  Writes a fresh request_id into buffer: 128 bits from the kernel's
+//  random source (getrandom, else /dev/urandom) as 32 lowercase hex digits
+//  and a NUL, so buffer_size must be at least 33. Returns 0, or -1 (errno
+//  set, buffer empty) if no random bytes could be had: no id is better
+//  than a guessable or repeated one.
+int cmq_cart_request_id_new (char *buffer, size_t buffer_size);
+
 int cmq_cart_call (cmq_client_t *client, const cmq_cart_request_t *request,
                    cmq_cart_reply_t *reply);
 

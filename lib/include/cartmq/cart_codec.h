@@ -1,9 +1,10 @@
 //  cart_codec.h - the cart service's msgpack requests and replies (§4)
 //
 //  Requests decode into a flat struct whose strings are copied and NUL
-//  terminated (ids are binary-safe: their length is kept beside them).
-//  Every size and type is checked before anything is copied; a bad request
-//  decodes to status 400 with a readable reason and nothing allocated.
+//  terminated (a string may hold U+0000: its length is kept beside it).
+//  Every size and type is checked before anything is copied, and every
+//  string must be valid UTF-8; a bad request decodes to status 400 with a
+//  readable reason and nothing allocated.
 
 #ifndef CARTMQ_CART_CODEC_H
 #define CARTMQ_CART_CODEC_H
@@ -104,6 +105,19 @@ int cmq_cart_reply_decode (const void *data, size_t size,
 
 //  Frees items and zeroes the reply, ready for reuse.
 void cmq_cart_reply_reset (cmq_cart_reply_t *reply);
+
+//  Length of the one valid UTF-8 sequence (RFC 3629) that starts data: 1
+//  to 4, or 0 if the bytes there are not one (a stray continuation byte,
+//  an overlong form, a surrogate U+D800..U+DFFF, a code point past
+//  U+10FFFF, or a sequence cut short by the end). size must be > 0.
+size_t cmq_cart_utf8_sequence (const void *data, size_t size);
+
+//  True if all size bytes are valid UTF-8 (U+0000 included). If not and
+//  bad_offset_p is given, *bad_offset_p gets the offset of the first byte
+//  that starts no valid sequence. Every string field of a request and a
+//  reply must pass (contract §4): a str that does not is a 400.
+bool cmq_cart_utf8_is_valid (const void *data, size_t size,
+                             size_t *bad_offset_p);
 
 //  Sets a length-counted string from a C string; returns -1 (and leaves
 //  it empty) if longer than max_bytes.
