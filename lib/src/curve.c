@@ -13,6 +13,7 @@
 #include <stdio.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "cartmq/curve.h"
@@ -195,28 +196,98 @@ cmq_curve_setup_client (zsock_t *sock, const char *server_public,
     return 0;
 }
 
-//  Creates path empty with mode, failing if anything is there already, so
-//  keys are never overwritten even by a file that appears meanwhile.
+//  Creates path with mode and returns its descriptor, failing if anything
+//  is there already (a file, or a symlink even to nowhere: O_EXCL does not
+//  follow it). Everything keygen writes goes through this descriptor, so
+//  no file or link that appears at the path meanwhile can take the keys.
 static int
 s_create_new (const char *path, mode_t mode, char *error, size_t error_size)
 {
-    int fd = open (path, O_WRONLY | O_CREAT | O_EXCL, mode);
+    int fd =
+      open (path, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, mode);
     if (fd == -1) {
         if (errno == EEXIST)
             s_fail (error, error_size,
                     "%s exists; not overwriting a certificate", path);
         else
             s_fail (error, error_size, "%s: %s", path, strerror (errno));
+    }
+    return fd;
+}
+
+//  Removes a file keygen created and could not finish, only if the path
+//  still names the file behind fd: never someone else's.
+static void
+s_remove_ours (const char *path, int fd)
+{
+    struct stat ours, there;
+    if (fstat (fd, &ours) == 0 && lstat (path, &there) == 0 &&
+        ours.st_dev == there.st_dev && ours.st_ino == there.st_ino)
+        unlink (path);
+}
+
+//  The text of a certificate, laid out as zcert_save_public and
+//  zcert_save_secret lay it out (a zconfig tree), so CZMQ's zcert_load and
+//  zcertstore read it; the secret form adds curve/secret-key.
+static char *
+s_cert_text (zcert_t *cert, const char *base, bool is_secret)
+{
+    zconfig_t *root = zconfig_new ("root", NULL);
+    zconfig_t *metadata = zconfig_new ("metadata", root);
+    //  zconfig writes values in double quotes without escaping
+    if (!strchr (base, '"'))
+        zconfig_set_value (zconfig_new ("name", metadata), "%s", base);
+    zconfig_set_value (zconfig_new ("created-by", metadata), "cartmq");
+    char timestamp[64];
+    time_t now = time (NULL);
+    struct tm local;
+    strftime (timestamp, sizeof (timestamp), "%Y-%m-%dT%H:%M:%S",
+              localtime_r (&now, &local));
+    zconfig_set_comment (root, "   ****  Generated on %s by cartmq  ****",
+                         timestamp);
+    if (is_secret) {
+        zconfig_set_comment (root, "   ZeroMQ CURVE **Secret** Certificate");
+        zconfig_set_comment (root, "   DO NOT PROVIDE THIS FILE TO OTHER "
+                                   "USERS nor change its permissions.");
+    } else {
+        zconfig_set_comment (root, "   ZeroMQ CURVE Public Certificate");
+        zconfig_set_comment (root, "   Exchange securely, or use a secure "
+                                   "mechanism to verify the contents");
+        zconfig_set_comment (root, "   of this file after exchange.");
+    }
+    zconfig_put (root, "/curve/public-key", zcert_public_txt (cert));
+    if (is_secret)
+        zconfig_put (root, "/curve/secret-key", zcert_secret_txt (cert));
+    char *text = zconfig_str_save (root);
+    zconfig_destroy (&root);
+    return text;
+}
+
+//  Writes all of text to fd and flushes it to disk. Returns 0, or -1
+//  with errno.
+static int
+s_write_all (int fd, const char *text)
+{
+    if (!text) {
+        errno = ENOMEM;
         return -1;
     }
-    close (fd);
-    return 0;
+    size_t size = strlen (text);
+    size_t done = 0;
+    while (done < size) {
+        ssize_t written = write (fd, text + done, size - done);
+        if (written > 0)
+            done += (size_t) written;
+        else if (written < 0 && errno != EINTR)
+            return -1;
+    }
+    return fsync (fd);
 }
 
 int
 cmq_curve_keygen (const char *name, char *error, size_t error_size)
 {
-    //  zconfig_save treats "-" as stdout
+    //  "-" reads as stdout to many tools; refuse it as a file name
     if (!name || !*name || streq (name, "-")) {
         s_fail (error, error_size, "keygen needs a file name");
         return -1;
@@ -224,31 +295,43 @@ cmq_curve_keygen (const char *name, char *error, size_t error_size)
     char *secret_name = zsys_sprintf ("%s_secret", name);
     assert (secret_name);
     int rc = -1;
-    if (s_create_new (name, 0644, error, error_size) == 0) {
-        if (s_create_new (secret_name, 0600, error, error_size) == 0) {
-            zcert_t *cert = zcert_new ();
-            const char *base = strrchr (name, '/');
-            base = base ? base + 1 : name;
-            //  zconfig writes values in double quotes without escaping
-            if (!strchr (base, '"'))
-                zcert_set_meta (cert, "name", "%s", base);
-            zcert_set_meta (cert, "created-by", "cartmq");
-            if (zcert_save_public (cert, name) ||
-                zcert_save_secret (cert, secret_name))
-                s_fail (error, error_size, "%s: cannot write: %s", name,
-                        strerror (errno));
-            //  zcert_save_secret narrows the umask only for new files
-            else if (chmod (secret_name, 0600))
-                s_fail (error, error_size, "%s: %s", secret_name,
-                        strerror (errno));
-            else
-                rc = 0;
-            zcert_destroy (&cert);
-            if (rc)
-                unlink (secret_name);
-        }
-        if (rc)
-            unlink (name);
+    int public_fd = s_create_new (name, 0644, error, error_size);
+    int secret_fd =
+      public_fd < 0 ? -1 : s_create_new (secret_name, 0600, error, error_size);
+    if (secret_fd >= 0) {
+        zcert_t *cert = zcert_new ();
+        const char *base = strrchr (name, '/');
+        base = base ? base + 1 : name;
+        char *public_text = s_cert_text (cert, base, false);
+        char *secret_text = s_cert_text (cert, base, true);
+        zcert_destroy (&cert);
+        //  Created 0600 less the umask: never wider, but say it exactly.
+        if (fchmod (secret_fd, 0600) != 0)
+            s_fail (error, error_size, "%s: %s", secret_name, strerror (errno));
+        else if (s_write_all (public_fd, public_text) != 0)
+            s_fail (error, error_size, "%s: cannot write: %s", name,
+                    strerror (errno));
+        else if (s_write_all (secret_fd, secret_text) != 0)
+            s_fail (error, error_size, "%s: cannot write: %s", secret_name,
+                    strerror (errno));
+        else
+            rc = 0;
+        //  The secret key must not linger in freed memory.
+        if (secret_text)
+            explicit_bzero (secret_text, strlen (secret_text));
+        zstr_free (&public_text);
+        zstr_free (&secret_text);
+    }
+    //  A half-made pair is removed: only files this call created.
+    if (secret_fd >= 0) {
+        if (rc != 0)
+            s_remove_ours (secret_name, secret_fd);
+        close (secret_fd);
+    }
+    if (public_fd >= 0) {
+        if (rc != 0)
+            s_remove_ours (name, public_fd);
+        close (public_fd);
     }
     free (secret_name);
     return rc;

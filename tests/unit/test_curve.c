@@ -115,6 +115,81 @@ keygen_refuses_to_overwrite_either_file (void **state)
     assert_int_equal (access (fx->secret_path, F_OK), 0);
 }
 
+//  Reads a whole small file, or "" if it cannot.
+static void
+s_read (const char *path, char *text, size_t size)
+{
+    text[0] = '\0';
+    FILE *file = fopen (path, "r");
+    if (!file)
+        return;
+    size_t got = fread (text, 1, size - 1, file);
+    text[got] = '\0';
+    fclose (file);
+}
+
+static void
+keygen_refuses_a_symlink_at_either_path_and_writes_nothing_through_it (
+  void **state)
+{
+    fixture_t *fx = *state;
+    char target[160], text[64];
+    snprintf (target, sizeof (target), "%s/precious", fx->dir);
+    s_write (target, "precious\n", 0644);
+    for (int which = 0; which < 2; which++) {
+        const char *link = which ? fx->secret_path : fx->public_path;
+        const char *other = which ? fx->public_path : fx->secret_path;
+        assert_int_equal (symlink (target, link), 0);
+        assert_int_equal (
+          cmq_curve_keygen (fx->public_path, fx->error, sizeof (fx->error)),
+          -1);
+        assert_non_null (strstr (fx->error, "exists; not overwriting"));
+        assert_non_null (strstr (fx->error, link));
+        s_read (target, text, sizeof (text));
+        assert_string_equal (text, "precious\n");
+        struct stat info;
+        assert_int_equal (lstat (link, &info), 0);
+        assert_true (S_ISLNK (info.st_mode));
+        assert_int_equal (lstat (other, &info), -1);  //  nothing left
+        assert_int_equal (unlink (link), 0);
+    }
+    //  A link to nowhere is refused too, and nothing appears where it points
+    char nowhere[160];
+    snprintf (nowhere, sizeof (nowhere), "%s/stolen", fx->dir);
+    assert_int_equal (symlink (nowhere, fx->secret_path), 0);
+    assert_int_equal (
+      cmq_curve_keygen (fx->public_path, fx->error, sizeof (fx->error)), -1);
+    assert_non_null (strstr (fx->error, "alice_secret exists"));
+    assert_int_equal (access (nowhere, F_OK), -1);
+    assert_int_equal (access (fx->public_path, F_OK), -1);
+}
+
+static void
+keygen_secret_is_0600_whatever_the_umask_and_czmq_reads_both_files (
+  void **state)
+{
+    fixture_t *fx = *state;
+    mode_t old = umask (0);
+    s_keygen (fx);
+    umask (old);
+    struct stat info;
+    assert_int_equal (stat (fx->secret_path, &info), 0);
+    assert_int_equal (info.st_mode & 07777, 0600);
+    assert_int_equal (stat (fx->public_path, &info), 0);
+    assert_int_equal (info.st_mode & 07777, 0644);
+    //  CZMQ's own loader (zauth's certificate store uses it) reads them
+    zcert_t *public_cert = zcert_load (fx->public_path);
+    zcert_t *secret_cert = zcert_load (fx->secret_path);
+    assert_non_null (public_cert);
+    assert_non_null (secret_cert);
+    assert_string_equal (zcert_public_txt (public_cert),
+                         zcert_public_txt (secret_cert));
+    assert_string_equal (zcert_meta (public_cert, "name"), "alice");
+    assert_string_equal (zcert_meta (public_cert, "created-by"), "cartmq");
+    zcert_destroy (&public_cert);
+    zcert_destroy (&secret_cert);
+}
+
 static void
 keygen_into_a_missing_directory_fails_with_reason (void **state)
 {
@@ -282,6 +357,9 @@ main (void)
 #define T(name) cmocka_unit_test_setup_teardown (name, setup, teardown)
         T (keygen_writes_public_and_private_secret_files),
         T (keygen_refuses_to_overwrite_either_file),
+        T (
+          keygen_refuses_a_symlink_at_either_path_and_writes_nothing_through_it),
+        T (keygen_secret_is_0600_whatever_the_umask_and_czmq_reads_both_files),
         T (keygen_into_a_missing_directory_fails_with_reason),
         T (secret_file_loads_with_both_keys),
         T (public_file_given_as_secret_says_which_file_to_give),
