@@ -114,11 +114,13 @@ typedef struct {
     uint64_t late;        //  replies to no request in flight
     uint64_t bad;         //  cart replies we could not read
     uint64_t send_fails;  //  sends the socket refused
+    uint64_t abandoned;   //  in flight on a socket replaced after a timeout
     uint64_t statuses[S_STATUS_KINDS];
 } s_counts_t;
 
 typedef struct {
     const s_settings_t *settings;
+    cmq_client_config_t config;  //  how each peer's client connects
     bool is_cart;                //  msgpack cart requests, else opaque
     bench_mix_t mix;             //  cart only
     s_peer_t *peers;             //  one per client
@@ -733,8 +735,35 @@ s_drain (s_bench_t *self, s_peer_t *peer)
     s_fill (self, peer, bench_now_ns ());
 }
 
-//  Frees the slots of requests silent past the timeout; a reply that
-//  still comes for one is counted as late.
+//  Gives a peer a fresh socket once it has given up on a request. A reply
+//  names no request exactly (an add's names only its slot, which the next
+//  request reuses), so a reply still on its way to the old socket could
+//  be taken for a later request's; on a new socket it can never arrive.
+//  The peer's other requests in flight are abandoned with the old socket.
+static void
+s_renew_peer (s_bench_t *self, int64_t client)
+{
+    s_peer_t *peer = &self->peers[client];
+    cmq_client_t *fresh = cmq_client_new (&self->config);
+    if (!fresh)
+        return;  //  keep the old socket: matching stays as good as it was
+    cmq_client_destroy (&peer->client);
+    peer->client = fresh;
+    self->items[client].socket = zsock_resolve (cmq_client_socket (fresh));
+    for (uint32_t index = 0; index < self->settings->window; index++) {
+        s_slot_t *slot = &peer->slots[index];
+        if (slot->sent_ns == 0)
+            continue;
+        slot->sent_ns = 0;
+        peer->free[peer->free_count++] = index;
+        self->in_flight--;
+        if (self->is_measuring)
+            self->counts.abandoned++;
+    }
+}
+
+//  Frees the slots of requests silent past the timeout, and gives their
+//  peer a fresh socket so that no late reply is ever matched.
 static void
 s_expire (s_bench_t *self, int64_t now_ns)
 {
@@ -753,8 +782,10 @@ s_expire (s_bench_t *self, int64_t now_ns)
             if (self->is_measuring)
                 self->counts.timeouts++;
         }
-        if (has_expired)
+        if (has_expired) {
+            s_renew_peer (self, client);
             s_fill (self, peer, now_ns);
+        }
     }
 }
 
@@ -814,9 +845,10 @@ s_print_json (const s_bench_t *self, double elapsed_s)
             "\"p999_us\":%.1f,\"max_us\":%.1f,\"mean_us\":%.1f",
             us.p50, us.p90, us.p99, us.p999, us.max, us.mean);
     printf (",\"errors\":%" PRIu64 ",\"timeouts\":%" PRIu64 ",\"late\":%" PRIu64
-            ",\"bad_replies\":%" PRIu64 ",\"send_failures\":%" PRIu64,
+            ",\"bad_replies\":%" PRIu64 ",\"send_failures\":%" PRIu64
+            ",\"abandoned\":%" PRIu64,
             counts->errors, counts->timeouts, counts->late, counts->bad,
-            counts->send_fails);
+            counts->send_fails, counts->abandoned);
     if (self->is_cart) {
         printf (",\"statuses\":{");
         bool is_first = true;
@@ -880,6 +912,8 @@ s_print_text (const s_bench_t *self, double elapsed_s)
         printf ("  late replies %" PRIu64 "  unreadable %" PRIu64
                 "  refused sends %" PRIu64,
                 counts->late, counts->bad, counts->send_fails);
+    if (counts->abandoned)
+        printf ("  abandoned with their socket %" PRIu64, counts->abandoned);
     printf ("\n");
     fflush (stdout);
 }
@@ -891,17 +925,17 @@ static int
 s_connect (s_bench_t *self)
 {
     const s_settings_t *settings = self->settings;
-    cmq_client_config_t config;
-    cmq_client_config_defaults (&config);
+    cmq_client_config_t *config = &self->config;
+    cmq_client_config_defaults (config);
     if (settings->connect)
-        config.endpoint = settings->connect;
-    config.timeout_ms = (int) settings->timeout_ms;
-    config.curve_server = settings->curve_server;
-    config.curve_cert = settings->curve_cert;
+        config->endpoint = settings->connect;
+    config->timeout_ms = (int) settings->timeout_ms;
+    config->curve_server = settings->curve_server;
+    config->curve_cert = settings->curve_cert;
     size_t window = (size_t) settings->window;
     for (int64_t index = 0; index < settings->clients; index++) {
         s_peer_t *peer = &self->peers[index];
-        peer->client = cmq_client_new (&config);
+        peer->client = cmq_client_new (config);
         if (!peer->client) {
             fprintf (stderr, "%s: %s\n", S_PROGRAM, cmq_client_error ());
             return -1;

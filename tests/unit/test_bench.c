@@ -361,6 +361,70 @@ error_replies_out_of_order_are_charged_to_a_method_that_can_fail (void **state)
     zactor_destroy (&fake);
 }
 
+//  A cart service that answers the first request only once the second
+//  has come, just before the second's own answer: the late reply is sent
+//  to the socket the first request came from.
+static void
+s_late_service (zsock_t *pipe, void *args)
+{
+    (void) args;
+    zsock_t *router = zsock_new_router ("tcp://127.0.0.1:*");
+    assert_non_null (router);
+    zsock_signal (pipe, 0);
+    zstr_sendf (pipe, "%s", zsock_endpoint (router));
+    zpoller_t *poller = zpoller_new (pipe, router, NULL);
+    zmsg_t *held = NULL;
+    while (zpoller_wait (poller, -1) == router) {
+        zmsg_t *msg = zmsg_recv (router);
+        zframe_t *body = zmsg_last (msg);
+        cmq_cart_request_t request;
+        char error[128];
+        cmq_cart_reply_t reply;
+        memset (&reply, 0, sizeof (reply));
+        reply.status =
+          cmq_cart_request_decode (zframe_data (body), zframe_size (body),
+                                   &request, error, sizeof (error));
+        reply.method = request.method;
+        reply.item_id = request.item.id;
+        reply.quantity = 1;
+        size_t size = 0;
+        void *encoded = cmq_cart_reply_encode (&reply, &size);
+        zframe_reset (body, encoded, size);
+        free (encoded);
+        if (!held) {
+            held = msg;
+            continue;
+        }
+        zmsg_send (&held, router);
+        zmsg_send (&msg, router);
+    }
+    zmsg_destroy (&held);
+    zpoller_destroy (&poller);
+    zsock_destroy (&router);
+}
+
+static void
+reply_to_a_request_given_up_on_is_never_taken_for_a_later_one (void **state)
+{
+    (void) state;
+    zactor_t *fake = zactor_new (s_late_service, NULL);
+    char *endpoint = zstr_recv (fake);
+    //  Window 1: the second add reuses the first one's slot and item id,
+    //  so only the socket can tell the late reply from the right one.
+    char *argv[] = { "bench", "--connect", endpoint, "--clients",
+                     "1",     "--window",  "1",      "--requests",
+                     "2",     "--mix",     "add=1",  "--timeout-ms",
+                     "150",   "--json" };
+    char output[2048];
+    int rc = s_run_captured (argv, 14, output, sizeof (output));
+    assert_int_equal (rc, 0);
+    if (!strstr (output, "\"requests\":1,") ||
+        !strstr (output, "\"timeouts\":1,") || !strstr (output, "\"late\":0,"))
+        fail_msg ("late reply taken for the next request: %s", output);
+    zstr_free (&endpoint);
+    zactor_destroy (&fake);
+}
+
 static void
 silent_service_counts_timeouts_and_exits_3 (void **state)
 {
@@ -421,6 +485,8 @@ main (void)
         cmocka_unit_test (cart_run_matches_every_method_of_the_mix),
         cmocka_unit_test (
           error_replies_out_of_order_are_charged_to_a_method_that_can_fail),
+        cmocka_unit_test (
+          reply_to_a_request_given_up_on_is_never_taken_for_a_later_one),
         cmocka_unit_test (silent_service_counts_timeouts_and_exits_3),
         cmocka_unit_test (bad_flags_exit_2_before_connecting),
     };
