@@ -5,7 +5,8 @@
 //  Cart requests are packed here straight from the command-line strings,
 //  not through the codec's fixed-size structs: the contract says values
 //  that parse are sent as they are and the service judges them, and that
-//  includes strings too long for the codec to hold.
+//  includes strings too long for the codec to hold. A mutation always
+//  carries a request_id (given, or random), packed once for all attempts.
 
 #include "bench.h"
 #include "commands.h"
@@ -460,7 +461,7 @@ s_cart_call (s_globals_t *globals, const s_cart_args_t *args)
 #define S_REQUEST_ID_FLAG(var)                                                 \
     {                                                                          \
         "request-id", CMQ_OPT_STRING, "ID",                                    \
-          "makes a retried mutation apply once", 0, 0, &var                    \
+          "id that makes retries apply once (default: random)", 0, 0, &var     \
     }
 
 static int

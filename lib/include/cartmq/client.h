@@ -9,7 +9,11 @@
 //
 //  Asynchronous: cmq_client_send queues any number of requests on the
 //  socket; cmq_client_recv returns replies as they arrive, in any order.
-//  Do not mix the two on one client while async requests are in flight.
+//  MDP replies name no request: the caller matches them by their bodies,
+//  and a caller that gives up on a request whose reply cannot be told
+//  apart from a later one's should start a new client (a fresh socket), as
+//  the sync calls do. Do not mix the two on one client while async
+//  requests are in flight.
 //
 //  Not thread safe: one client per thread.
 
