@@ -299,29 +299,39 @@ s_client_new (const s_globals_t *globals)
 }
 
 //  One synchronous call. Returns S_GO with the reply in *reply_p (caller
-//  frees), or the exit code: 0 if interrupted, 3 if no reply came.
+//  frees), or the exit code: 0 if interrupted, 3 if no reply came. A
+//  mutation's request_id, if given, is named in the error: the outcome is
+//  unknown, and running it again with that id is safe.
 static int
 s_call (cmq_client_t *client, const char *service, const void *body,
-        size_t body_size, void **reply_p, size_t *reply_size_p)
+        size_t body_size, const char *request_id, void **reply_p,
+        size_t *reply_size_p)
 {
     if (cmq_client_call_bytes (client, service, body, body_size, reply_p,
                                reply_size_p) == 0)
         return S_GO;
     if (zsys_interrupted)
         return COMMANDS_EXIT_OK;
-    fprintf (stderr, "cartmq: %s\n", cmq_client_error ());
+    fprintf (stderr, "cartmq: %s", cmq_client_error ());
+    if (request_id) {
+        fputs ("; outcome unknown, retry safely with --request-id ", stderr);
+        s_print_safe (stderr, request_id, strlen (request_id));
+    }
+    fputc ('\n', stderr);
     return COMMANDS_EXIT_NO_REPLY;
 }
 
 //  Connects, calls and returns the reply as s_call does.
 static int
 s_call_once (const s_globals_t *globals, const char *service, const void *body,
-             size_t body_size, void **reply_p, size_t *reply_size_p)
+             size_t body_size, const char *request_id, void **reply_p,
+             size_t *reply_size_p)
 {
     cmq_client_t *client = s_client_new (globals);
     if (!client)
         return COMMANDS_EXIT_USAGE;
-    int rc = s_call (client, service, body, body_size, reply_p, reply_size_p);
+    int rc = s_call (client, service, body, body_size, request_id, reply_p,
+                     reply_size_p);
     cmq_client_destroy (&client);
     return rc;
 }
@@ -443,7 +453,7 @@ s_cart_call (s_globals_t *globals, const s_cart_args_t *args)
     void *reply = NULL;
     size_t reply_size = 0;
     int rc = s_call_once (globals, CMQ_CART_SERVICE, buffer.data, buffer.size,
-                          &reply, &reply_size);
+                          args->request_id, &reply, &reply_size);
     msgpack_sbuffer_destroy (&buffer);
     if (rc == S_GO)
         rc = commands_print_reply (reply, reply_size, stdout, stderr);
@@ -643,7 +653,7 @@ s_mmi_call (cmq_client_t *client, const char *service, msgpack_object_type type,
 {
     msgpack_unpacked_init (unpacked);
     size_t reply_size = 0;
-    int rc = s_call (client, service, "", 0, reply_p, &reply_size);
+    int rc = s_call (client, service, "", 0, NULL, reply_p, &reply_size);
     if (rc != S_GO)
         return rc;
     if (s_unpack (*reply_p, reply_size, unpacked) != 0 ||

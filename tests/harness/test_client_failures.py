@@ -135,6 +135,9 @@ def test_cli_mutation_carries_one_random_request_id_on_every_attempt(
         ids = [body.get("request_id") for body in broker.bodies()]
         assert ids[0] is not None and HEX_ID.match(ids[0]), ids
         assert ids == [ids[0]] * 3, "retries changed the request_id: %r" % ids
+        #  The one-line error names the id, so the call can be rerun safely.
+        lines = [line for line in result.stderr.splitlines() if line.strip()]
+        assert len(lines) == 1 and lines[0].endswith("--request-id " + ids[0]), lines
         seen.append(ids[0])
     assert seen[0] != seen[1], "two calls share a request_id: %r" % seen
 
