@@ -234,8 +234,13 @@ s_cert_text (zcert_t *cert, const char *base, bool is_secret)
 {
     zconfig_t *root = zconfig_new ("root", NULL);
     zconfig_t *metadata = zconfig_new ("metadata", root);
-    //  zconfig writes values in double quotes without escaping
-    if (!strchr (base, '"'))
+    //  zconfig writes values in double quotes without escaping: a name it
+    //  cannot write back readably is left out, the keys matter
+    bool is_plain = true;
+    for (const char *next = base; *next; next++)
+        if (*next == '"' || (unsigned char) *next < 0x20 || *next == 0x7f)
+            is_plain = false;
+    if (is_plain)
         zconfig_set_value (zconfig_new ("name", metadata), "%s", base);
     zconfig_set_value (zconfig_new ("created-by", metadata), "cartmq");
     char timestamp[64];

@@ -191,6 +191,25 @@ keygen_secret_is_0600_whatever_the_umask_and_czmq_reads_both_files (
 }
 
 static void
+keygen_name_zconfig_cannot_quote_still_gives_loadable_certificates (
+  void **state)
+{
+    fixture_t *fx = *state;
+    char path[160], secret[170];
+    snprintf (path, sizeof (path), "%s/we\"ird\nname", fx->dir);
+    snprintf (secret, sizeof (secret), "%s_secret", path);
+    assert_int_equal (cmq_curve_keygen (path, fx->error, sizeof (fx->error)),
+                      0);
+    zcert_t *cert =
+      cmq_curve_load_secret (secret, fx->error, sizeof (fx->error));
+    if (!cert)
+        fail_msg ("load: %s", fx->error);
+    assert_null (zcert_meta (cert, "name"));
+    assert_string_equal (zcert_meta (cert, "created-by"), "cartmq");
+    zcert_destroy (&cert);
+}
+
+static void
 keygen_into_a_missing_directory_fails_with_reason (void **state)
 {
     fixture_t *fx = *state;
@@ -360,6 +379,7 @@ main (void)
         T (
           keygen_refuses_a_symlink_at_either_path_and_writes_nothing_through_it),
         T (keygen_secret_is_0600_whatever_the_umask_and_czmq_reads_both_files),
+        T (keygen_name_zconfig_cannot_quote_still_gives_loadable_certificates),
         T (keygen_into_a_missing_directory_fails_with_reason),
         T (secret_file_loads_with_both_keys),
         T (public_file_given_as_secret_says_which_file_to_give),
