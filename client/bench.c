@@ -98,11 +98,16 @@ typedef struct {
     uint8_t method;       //  cmq_cart_method_t, or 0 for opaque bodies
 } s_slot_t;
 
+//  Replies charged to a request by guess, by what could have sent them:
+//  404 (remove or update), 409 (add), anything (other errors, unreadable)
+#define S_GUESS_KINDS 3
+
 typedef struct {
     cmq_client_t *client;
-    s_slot_t *slots;      //  window slots
-    uint32_t *free;       //  stack of free slot indexes
-    uint32_t free_count;  //  slots not in flight
+    uint32_t guessed[S_GUESS_KINDS];  //  guesses that may have been wrong
+    s_slot_t *slots;                  //  window slots
+    uint32_t *free;                   //  stack of free slot indexes
+    uint32_t free_count;              //  slots not in flight
 } s_peer_t;
 
 //  Counters of the measured interval (after the warmup).
@@ -583,19 +588,78 @@ s_match_opaque (s_bench_t *self, s_peer_t *peer, zmsg_t *body, bool *is_error)
 //  sent it.
 #define S_BIT(method) (1u << (method))
 
-//  The oldest slot in flight whose method is in the mask; 0 takes any.
+//  The methods each kind of guess could have charged (0 takes any).
+static const unsigned s_guess_masks[S_GUESS_KINDS] = {
+    S_BIT (CMQ_CART_REMOVE) | S_BIT (CMQ_CART_UPDATE), S_BIT (CMQ_CART_ADD), 0
+};
+#define S_GUESS_ANY (S_GUESS_KINDS - 1)
+
+//  The oldest slot in flight whose method is in the mask (0 takes any),
+//  and in *count_p, if given, how many slots in flight are in the mask.
 static int64_t
-s_oldest_slot_of (s_bench_t *self, s_peer_t *peer, unsigned mask)
+s_oldest_counted (s_bench_t *self, s_peer_t *peer, unsigned mask,
+                  uint32_t *count_p)
 {
     int64_t oldest = -1;
+    uint32_t count = 0;
     for (int64_t index = 0; index < self->settings->window; index++) {
         s_slot_t *slot = &peer->slots[index];
         if (slot->sent_ns == 0 || (mask && !(mask & S_BIT (slot->method))))
             continue;
+        count++;
         if (oldest < 0 || slot->sent_ns < peer->slots[oldest].sent_ns)
             oldest = index;
     }
+    if (count_p)
+        *count_p = count;
     return oldest;
+}
+
+static int64_t
+s_oldest_slot_of (s_bench_t *self, s_peer_t *peer, unsigned mask)
+{
+    return s_oldest_counted (self, peer, mask, NULL);
+}
+
+//  Charges a reply that names no request to the oldest slot in flight of
+//  the guess kind's methods, or of any method if none. When more than one
+//  request could have sent it, the guess is remembered: it may be wrong.
+static int64_t
+s_charge_guess (s_bench_t *self, s_peer_t *peer, int kind)
+{
+    uint32_t count = 0;
+    int64_t slot = s_oldest_counted (self, peer, s_guess_masks[kind], &count);
+    if (slot < 0 && kind != S_GUESS_ANY) {
+        kind = S_GUESS_ANY;
+        slot = s_oldest_counted (self, peer, 0, &count);
+    }
+    if (count > 1)
+        peer->guessed[kind]++;
+    return slot;
+}
+
+//  A reply whose own request is no longer in flight proves that an earlier
+//  guess took that request's slot: the guessed reply belonged to another
+//  request, still in flight, which is released now (the oldest that guess
+//  could have meant). Returns its slot, or -1 if no guess is open.
+static int64_t
+s_settle_guess (s_bench_t *self, s_peer_t *peer)
+{
+    int64_t best = -1;
+    int best_kind = 0;
+    for (int kind = 0; kind < S_GUESS_KINDS; kind++) {
+        if (peer->guessed[kind] == 0)
+            continue;
+        int64_t slot = s_oldest_slot_of (self, peer, s_guess_masks[kind]);
+        if (slot >= 0 && (best < 0 || peer->slots[slot].sent_ns <
+                                        peer->slots[best].sent_ns)) {
+            best = slot;
+            best_kind = kind;
+        }
+    }
+    if (best >= 0)
+        peer->guessed[best_kind]--;
+    return best;
 }
 
 //  The oldest slot in flight whose method could have sent this reply;
@@ -614,13 +678,10 @@ s_oldest_slot (s_bench_t *self, s_peer_t *peer, int method)
 static int64_t
 s_slot_of_error (s_bench_t *self, s_peer_t *peer, int64_t code)
 {
-    unsigned mask = 0;
-    if (code == CMQ_CART_NOT_FOUND)
-        mask = S_BIT (CMQ_CART_REMOVE) | S_BIT (CMQ_CART_UPDATE);
-    else if (code == CMQ_CART_CONFLICT)
-        mask = S_BIT (CMQ_CART_ADD);
-    int64_t slot = mask ? s_oldest_slot_of (self, peer, mask) : -1;
-    return slot >= 0 ? slot : s_oldest_slot (self, peer, 0);
+    return s_charge_guess (self, peer,
+                           code == CMQ_CART_NOT_FOUND  ? 0
+                           : code == CMQ_CART_CONFLICT ? 1
+                                                       : S_GUESS_ANY);
 }
 
 //  A slot from an item id "sN", or -1.
@@ -673,7 +734,7 @@ s_match_cart (s_bench_t *self, s_peer_t *peer, zmsg_t *body)
         map->type != MSGPACK_OBJECT_MAP) {
         if (self->is_measuring)
             self->counts.bad++;
-        return s_oldest_slot (self, peer, 0);
+        return s_charge_guess (self, peer, S_GUESS_ANY);
     }
     const msgpack_object *status = s_map_get (map, "status");
     int64_t code = status && status->type == MSGPACK_OBJECT_POSITIVE_INTEGER &&
@@ -704,6 +765,13 @@ s_on_reply (s_bench_t *self, s_peer_t *peer, zmsg_t **body_p, int64_t now_ns)
                       ? s_match_cart (self, peer, *body_p)
                       : s_match_opaque (self, peer, *body_p, &is_error);
     zmsg_destroy (body_p);
+    //  The released request's reply came earlier, charged to this one's
+    //  slot: a reply all the same, but neither latency is known.
+    bool is_settled = false;
+    if (index < 0 && self->is_cart) {
+        index = s_settle_guess (self, peer);
+        is_settled = index >= 0;
+    }
     if (index < 0) {
         if (self->is_measuring)
             self->counts.late++;
@@ -711,8 +779,9 @@ s_on_reply (s_bench_t *self, s_peer_t *peer, zmsg_t **body_p, int64_t now_ns)
     }
     s_slot_t *slot = &peer->slots[index];
     if (self->is_measuring) {
-        bench_histogram_record (self->latency,
-                                (uint64_t) (now_ns - slot->sent_ns));
+        if (!is_settled)
+            bench_histogram_record (self->latency,
+                                    (uint64_t) (now_ns - slot->sent_ns));
         self->counts.completed++;
         if (is_error)
             self->counts.errors++;
@@ -749,6 +818,7 @@ s_renew_peer (s_bench_t *self, int64_t client)
         return;  //  keep the old socket: matching stays as good as it was
     cmq_client_destroy (&peer->client);
     peer->client = fresh;
+    memset (peer->guessed, 0, sizeof (peer->guessed));
     self->items[client].socket = zsock_resolve (cmq_client_socket (fresh));
     for (uint32_t index = 0; index < self->settings->window; index++) {
         s_slot_t *slot = &peer->slots[index];

@@ -12,8 +12,11 @@
 //  repeats. Get, remove and clear replies (and error replies) carry no
 //  such id, so they are matched to the oldest request in flight of a
 //  method that could have produced them: exact at window 1, approximate
-//  above it. A client that gives up on a request gets a fresh socket, so
-//  no late reply is ever matched to the request that reuses its slot.
+//  above it. A guess that proves wrong (the request it charged gets its
+//  own reply later) is set right: the reply goes to the other request the
+//  guess could have meant, so no request waits for a reply that already
+//  came. A client that gives up on a request gets a fresh socket, so no
+//  late reply is ever matched to the request that reuses its slot.
 
 #ifndef CARTMQ_BENCH_H
 #define CARTMQ_BENCH_H
