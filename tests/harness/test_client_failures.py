@@ -6,7 +6,9 @@ matched to their own attempt, peer bytes escaped on the terminal, and
 import json
 import os
 import re
+import signal
 import stat
+import subprocess
 import threading
 import time
 
@@ -15,7 +17,7 @@ import pytest
 import zmq
 
 import mdp
-from support import bound, free_port, pack, unpack, services, wait_until, RTT_S
+from support import CLI_BIN, RTT_S, bound, free_port, pack, services, unpack, wait_until
 
 HEX_ID = re.compile(r"^[0-9a-f]{32}$")
 
@@ -186,6 +188,32 @@ def test_late_reply_to_the_first_attempt_is_never_taken_for_the_second(
     assert len(broker.requests) == 2
     assert broker.requests[0][0] != broker.requests[1][0], \
         "the retry reused the socket a late reply can still reach"
+
+
+def test_a_call_after_one_that_gave_up_never_takes_the_late_reply(recording_broker):
+    """`stats --watch` makes call after call on one client. The first gets
+    its answer only when the second has been sent: the second must show its
+    own answer, not the late one."""
+    def on_request(broker, identity, frames):
+        if len(broker.requests) == 1:
+            return []
+        first = broker.requests[0][0]
+        fresh = pack({"uptime_s": 222 + len(broker.requests)})
+        return [(first, pack({"uptime_s": 111})), (identity, fresh)]
+
+    broker = recording_broker(on_request)
+    argv = [str(CLI_BIN), "--connect", broker.endpoint, "--timeout-ms", "300",
+            "--retries", "0", "stats", "--json", "--watch", "1"]
+    proc = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE)
+    try:
+        assert wait_until(lambda: len(broker.requests) >= 2, bound(5.0)), broker.requests
+    finally:
+        proc.send_signal(signal.SIGINT)
+        out, err = proc.communicate(timeout=bound(5.0))
+    lines = out.decode().splitlines()
+    assert lines and json.loads(lines[0]) == {"uptime_s": 224}, (out, err)
+    assert broker.requests[0][0] != broker.requests[1][0]
 
 
 # --- item 6: one bad write poisons a cart ----------------------------------------------
