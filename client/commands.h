@@ -20,7 +20,8 @@
 int commands_main (int argc, char **argv);
 
 //  Prints a cart reply body as one JSON line on out; when its status is
-//  not 200, also "cartmq: STATUS: ERROR" on err. Returns 0 on status 200,
+//  not 200, also "cartmq: STATUS: ERROR" on err, ERROR escaped as
+//  cmq_log_escape does (no reply can write control bytes to a terminal). Returns 0 on status 200,
 //  1 otherwise (also when the body is not a msgpack map: error on err).
 int commands_print_reply (const void *data, size_t size, FILE *out, FILE *err);
 
