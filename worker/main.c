@@ -4,7 +4,8 @@
 //  worker loop or (--processes N > 1) supervises N copies of itself. The
 //  loop takes one request, drains up to --concurrency more that are already
 //  waiting, answers them all with one Redis pipeline, and goes round again;
-//  every wait is bounded so SIGINT/SIGTERM stop it promptly.
+//  every wait is bounded so SIGINT/SIGTERM stop it promptly. SIGHUP stops
+//  nothing (§2): it is logged, and a supervisor passes it on.
 
 #include <czmq.h>
 #include <signal.h>
@@ -61,6 +62,29 @@ s_parse (int argc, char **argv, s_settings_t *settings, cmq_option_t *table)
     return CMQ_OPTIONS_OK;
 }
 
+//  SIGHUP's default action would kill us, and with us a supervisor's
+//  children (systemd sends it on reload, a closing terminal too).
+static volatile sig_atomic_t s_hangups;
+
+static void
+s_on_sighup (int signal_number)
+{
+    (void) signal_number;
+    s_hangups++;
+}
+
+//  Logs the SIGHUPs that came since the last call; true if any came.
+static bool
+s_sighup_seen (void)
+{
+    static sig_atomic_t seen;
+    if (seen == s_hangups)
+        return false;
+    seen = s_hangups;
+    cmq_log_info ("SIGHUP received: nothing to reload, carrying on");
+    return true;
+}
+
 //  Every Redis call must end well inside the broker's patience with us.
 static int
 s_redis_timeout_ms (const s_settings_t *settings)
@@ -96,6 +120,7 @@ s_serve (cmq_worker_t *worker, cart_service_t *service, size_t concurrency)
       concurrency * sizeof (cmq_worker_ticket_t));
     while (!zsys_interrupted) {
         size_t count = 0;
+        s_sighup_seen ();
         bodies[0] = cmq_worker_recv (worker, S_WAIT_MS, &tickets[0]);
         if (!bodies[0])
             continue;  //  quiet, or interrupted
@@ -231,9 +256,22 @@ main (int argc, char **argv)
                   settings.is_verbose ? CMQ_LOG_DEBUG : CMQ_LOG_INFO,
                   settings.use_syslog);
     zsys_init ();  //  installs the SIGINT/SIGTERM handlers
-    int rc = settings.processes > 1
-               ? supervisor_run (argc, argv, (int) settings.processes)
-               : s_run_worker (&settings, &url);
+    struct sigaction hangup;
+    memset (&hangup, 0, sizeof (hangup));
+    hangup.sa_handler = s_on_sighup;
+    sigemptyset (&hangup.sa_mask);
+    hangup.sa_flags = SA_RESTART;
+    sigaction (SIGHUP, &hangup, NULL);
+    //  A supervisor starts its children with SIGHUP blocked, so that one
+    //  passed on before this handler was in place waits for it.
+    sigset_t hangup_only;
+    sigemptyset (&hangup_only);
+    sigaddset (&hangup_only, SIGHUP);
+    sigprocmask (SIG_UNBLOCK, &hangup_only, NULL);
+    int rc =
+      settings.processes > 1
+        ? supervisor_run (argc, argv, (int) settings.processes, s_sighup_seen)
+        : s_run_worker (&settings, &url);
     memset (&url, 0, sizeof (url));
     cmq_options_free (table);
     return rc;
