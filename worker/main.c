@@ -8,7 +8,9 @@
 //  nothing (§2): it is logged, and a supervisor passes it on.
 
 #include <czmq.h>
+#include <pthread.h>
 #include <signal.h>
+#include <time.h>
 
 #include "cart_service.h"
 #include "cart_store.h"
@@ -63,24 +65,35 @@ s_parse (int argc, char **argv, s_settings_t *settings, cmq_option_t *table)
 }
 
 //  SIGHUP's default action would kill us, and with us a supervisor's
-//  children (systemd sends it on reload, a closing terminal too).
-static volatile sig_atomic_t s_hangups;
+//  children (a closing terminal sends it, an admin's reload too). It stays
+//  blocked in every thread and is collected here, between requests: no
+//  handler interrupts a Redis call or a poll halfway.
+#define S_HANGUP_CHECK_MS 100
 
+static sigset_t s_hangup_only;
+
+//  Blocks SIGHUP; call before any thread starts, so all inherit the mask.
 static void
-s_on_sighup (int signal_number)
+s_block_sighup (void)
 {
-    (void) signal_number;
-    s_hangups++;
+    sigemptyset (&s_hangup_only);
+    sigaddset (&s_hangup_only, SIGHUP);
+    pthread_sigmask (SIG_BLOCK, &s_hangup_only, NULL);
 }
 
-//  Logs the SIGHUPs that came since the last call; true if any came.
+//  Takes a pending SIGHUP, if any, and logs it; true if one came. Looks at
+//  most every S_HANGUP_CHECK_MS, so it costs no syscall per request.
 static bool
 s_sighup_seen (void)
 {
-    static sig_atomic_t seen;
-    if (seen == s_hangups)
+    static int64_t next_check_ms;
+    int64_t now_ms = zclock_mono ();
+    if (now_ms < next_check_ms)
         return false;
-    seen = s_hangups;
+    next_check_ms = now_ms + S_HANGUP_CHECK_MS;
+    struct timespec no_wait = { 0, 0 };
+    if (sigtimedwait (&s_hangup_only, NULL, &no_wait) != SIGHUP)
+        return false;
     cmq_log_info ("SIGHUP received: nothing to reload, carrying on");
     return true;
 }
@@ -195,6 +208,7 @@ s_run_worker (const s_settings_t *settings, const cart_store_url_t *url)
 int
 main (int argc, char **argv)
 {
+    s_block_sighup ();
     s_settings_t settings = { 0 };
     settings.heartbeat_ms = CMQ_DEFAULT_HEARTBEAT_MS;
     settings.liveness = CMQ_DEFAULT_LIVENESS;
@@ -256,18 +270,6 @@ main (int argc, char **argv)
                   settings.is_verbose ? CMQ_LOG_DEBUG : CMQ_LOG_INFO,
                   settings.use_syslog);
     zsys_init ();  //  installs the SIGINT/SIGTERM handlers
-    struct sigaction hangup;
-    memset (&hangup, 0, sizeof (hangup));
-    hangup.sa_handler = s_on_sighup;
-    sigemptyset (&hangup.sa_mask);
-    hangup.sa_flags = SA_RESTART;
-    sigaction (SIGHUP, &hangup, NULL);
-    //  A supervisor starts its children with SIGHUP blocked, so that one
-    //  passed on before this handler was in place waits for it.
-    sigset_t hangup_only;
-    sigemptyset (&hangup_only);
-    sigaddset (&hangup_only, SIGHUP);
-    sigprocmask (SIG_UNBLOCK, &hangup_only, NULL);
     int rc =
       settings.processes > 1
         ? supervisor_run (argc, argv, (int) settings.processes, s_sighup_seen)

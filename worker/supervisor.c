@@ -80,12 +80,8 @@ s_start (s_supervisor_t *self, int slot)
         prctl (PR_SET_PDEATHSIG, SIGTERM);
         if (getppid () != parent)
             _exit (1);
-        //  Blocked across exec until the child's own handler is in place,
-        //  so a SIGHUP passed on meanwhile cannot kill it.
-        sigset_t hangup_only;
-        sigemptyset (&hangup_only);
-        sigaddset (&hangup_only, SIGHUP);
-        sigprocmask (SIG_BLOCK, &hangup_only, NULL);
+        //  SIGHUP stays blocked across exec (the mask is inherited), so
+        //  one passed on before the child's main takes over waits for it.
         execv (self->exe, self->argv);
         _exit (127);
     }
