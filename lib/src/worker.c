@@ -284,32 +284,32 @@ cmq_worker_tick (cmq_worker_t *self)
     assert (self);
     cmq_worker_action_t action =
       cmq_worker_fsm_on_tick (self->fsm, zclock_mono ());
-    if (action != CMQ_WORKER_DO_RECONNECT && self->socket &&
-        cmq_worker_fsm_is_waiting (self->fsm)) {
+    if (action == CMQ_WORKER_DO_RECONNECT) {
+        cmq_log_info ("reconnecting to broker endpoint=%s service=%s",
+                      self->endpoint, self->service);
+        if (s_connect (self))
+            cmq_log_warning ("reconnect failed: %s", s_error);
+        return;
+    }
+    if (self->socket && cmq_worker_fsm_is_waiting (self->fsm)) {
         //  Silent for liveness intervals: close now, reconnect after the
         //  backoff, with no socket in between.
         cmq_log_info ("broker silent, closing socket endpoint=%s",
                       self->endpoint);
         s_close (self, false);
     }
-    switch (action) {
-        case CMQ_WORKER_DO_HEARTBEAT: {
-            zmsg_t *heartbeat = cmq_mdp_worker_signal (CMQ_MDPW_HEARTBEAT);
-            if (s_send (self, &heartbeat))
-                //  Counted as sent anyway: retrying every poll would spin.
-                cmq_worker_fsm_on_send (self->fsm, zclock_mono ());
-            break;
-        }
-        case CMQ_WORKER_DO_RECONNECT:
-            cmq_log_info ("reconnecting to broker endpoint=%s service=%s",
-                          self->endpoint, self->service);
-            if (s_connect (self))
-                cmq_log_warning ("reconnect failed: %s", s_error);
-            break;
-        case CMQ_WORKER_DO_NOTHING:
-            break;
-    }
+    //  Before any HEARTBEAT, so none goes out ahead of READY on a
+    //  connection that just came up (the broker would not know us).
     s_send_ready (self);
+    if (action == CMQ_WORKER_DO_HEARTBEAT) {
+        if (self->is_ready_sent) {
+            zmsg_t *heartbeat = cmq_mdp_worker_signal (CMQ_MDPW_HEARTBEAT);
+            s_send (self, &heartbeat);
+        }
+        //  Counted as sent even if it could not go (no connection, or the
+        //  broker not reading): retrying every poll would spin.
+        cmq_worker_fsm_on_send (self->fsm, zclock_mono ());
+    }
 }
 
 //  Strips a REQUEST down to its body, in place: the frames move, nothing
