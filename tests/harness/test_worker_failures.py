@@ -179,6 +179,8 @@ def test_add_in_flight_while_redis_is_frozen_is_504_and_its_retry_applies_once(c
         assert_error(reply, 504)
         assert "unknown" in reply["error"], reply
         assert elapsed < EXPIRY_S * SCALE + 0.5, "504 took %.2fs" % elapsed
+        print("\n[504] add answered 504 after %.0f ms (Redis bound %.0f ms)"
+              % (elapsed * 1000, REDIS_TIMEOUT_S * 1000))
         #  Reads cannot have changed anything: still 503.
         assert_error(try_call(cluster.endpoint, get_request("fay"), bound(5.0)), 503)
         time.sleep(max(0.0, FROZEN_S - (time.monotonic() - started)))
