@@ -84,8 +84,14 @@ s_accept (cart_service_t *self, zmsg_t *body, size_t index, zmsg_t **reply_p,
     int status = cmq_cart_request_decode (
       zframe_data (frame), zframe_size (frame), request, error, sizeof (error));
     if (status != CMQ_CART_OK) {
-        cmq_log_debug ("request refused bytes=%zu error=\"%s\"",
-                       zframe_size (frame), error);
+        if (cmq_log_enabled (CMQ_LOG_DEBUG)) {
+            //  The reason may quote what the peer sent.
+            char escaped[CMQ_LOG_ESCAPED_BYTES (sizeof (error))];
+            cmq_log_debug ("request refused bytes=%zu error=\"%s\"",
+                           zframe_size (frame),
+                           cmq_log_escape (error, strlen (error), escaped,
+                                           sizeof (escaped)));
+        }
         *reply_p = s_error_reply (CMQ_CART_BAD_REQUEST,
                                   error[0] ? error : "malformed request");
         return;

@@ -585,11 +585,15 @@ s_drop (cart_store_t *self, const char *reason)
     }
     snprintf (self->reason, sizeof (self->reason), "%s", reason);
     self->next_attempt_ms = zclock_mono () + CART_STORE_RECONNECT_MS;
+    //  The reason may quote Redis' own error text: a peer's bytes.
+    char escaped[CMQ_LOG_ESCAPED_BYTES (sizeof (self->reason))];
+    cmq_log_escape (self->reason, strlen (self->reason), escaped,
+                    sizeof (escaped));
     if (!self->is_down) {
         self->is_down = true;
-        cmq_log_warning ("redis unavailable reason=\"%s\"", reason);
+        cmq_log_warning ("redis unavailable reason=\"%s\"", escaped);
     } else
-        cmq_log_debug ("redis still unavailable reason=\"%s\"", reason);
+        cmq_log_debug ("redis still unavailable reason=\"%s\"", escaped);
 }
 
 //  Runs one command and checks its answer's type; -1 and *reason on
@@ -813,6 +817,34 @@ s_unavailable (cmq_cart_reply_t *reply, const char *reason)
                  reason);
 }
 
+int
+cart_store_unanswered_status (cmq_cart_method_t method, bool is_sent)
+{
+    //  A read changes nothing whatever happened to it; a mutation that
+    //  never left us cannot have run. Only a mutation Redis may hold in
+    //  its socket buffer, or may have run without our hearing the answer,
+    //  is unknown.
+    return is_sent && cmq_cart_method_is_mutation (method)
+             ? CMQ_CART_OUTCOME_UNKNOWN
+             : CMQ_CART_UNAVAILABLE;
+}
+
+//  The reply to a call whose answer did not come, for the reason given.
+static void
+s_unanswered (const cmq_cart_request_t *request, bool is_sent,
+              cmq_cart_reply_t *reply, const char *reason)
+{
+    reply->method = request->method;
+    if (cart_store_unanswered_status (request->method, is_sent) ==
+        CMQ_CART_OUTCOME_UNKNOWN)
+        s_set_error (reply, CMQ_CART_OUTCOME_UNKNOWN,
+                     "outcome unknown: sent to storage, %s; it may or may not "
+                     "be applied, retry with the same request_id",
+                     reason);
+    else
+        s_unavailable (reply, reason);
+}
+
 //  Why the last read or write failed, in words for the client: hiredis
 //  reports its socket timeout as EAGAIN.
 static const char *
@@ -836,28 +868,44 @@ s_is_noscript (const redisReply *answer)
 
 //  Sends the commands for requests[pending[0..count-1]] as one pipeline and
 //  parses each answer. Indexes whose script Redis had forgotten go to
-//  retry[] (counted in *retry_count) when retry is not NULL. Gives up,
-//  drops the connection and answers 503 to the rest when Redis fails or the
-//  batch outlives deadline_ms.
+//  retry[] (counted in *retry_count) when retry is not NULL. When Redis
+//  fails or the batch outlives deadline_ms it drops the connection (so no
+//  late answer is ever read for another call) and answers the calls left
+//  504 or 503 by whether any of their bytes were written. ends has room for
+//  count offsets.
 static void
 s_pipeline (cart_store_t *self, const cmq_cart_request_t *const *requests,
             cmq_cart_reply_t *replies, const size_t *pending, size_t count,
-            size_t *retry, size_t *retry_count, int64_t deadline_ms)
+            size_t *retry, size_t *retry_count, int64_t deadline_ms,
+            size_t *ends)
 {
+    redisContext *redis = self->redis;
+    //  Where each command ends in the output buffer: after a failed write,
+    //  the commands that begin before the bytes written reached Redis.
+    size_t start = sdslen (redis->obuf);
     s_command_t command;
-    size_t sent = 0;
-    for (; sent < count; sent++) {
-        s_build_command (self, requests[pending[sent]], &command);
-        if (redisAppendCommandArgv (self->redis, command.argc, command.argv,
-                                    command.sizes) != REDIS_OK)
-            break;
+    for (size_t index = 0; index < count; index++) {
+        s_build_command (self, requests[pending[index]], &command);
+        if (redisAppendCommandArgv (redis, command.argc, command.argv,
+                                    command.sizes) != REDIS_OK) {
+            //  Nothing written yet: the buffer goes with the connection.
+            s_drop (self, "out of memory");
+            for (index = 0; index < count; index++)
+                s_unavailable (&replies[pending[index]], "out of memory");
+            return;
+        }
+        ends[index] = sdslen (redis->obuf);
     }
+    const char *failure = NULL;
+    int is_written = 0;
+    while (!is_written && !failure)
+        if (redisBufferWrite (redis, &is_written) != REDIS_OK)
+            failure = s_failure (self);
+    size_t written = ends[count - 1] - sdslen (redis->obuf);
     size_t done = 0;
-    const char *failure = sent < count ? "out of memory" : NULL;
-    for (; done < sent && !failure; done++) {
+    while (done < count && !failure) {
         redisReply *answer = NULL;
-        if (redisGetReply (self->redis, (void **) &answer) != REDIS_OK ||
-            !answer) {
+        if (redisGetReply (redis, (void **) &answer) != REDIS_OK || !answer) {
             failure = s_failure (self);
             break;
         }
@@ -872,15 +920,19 @@ s_pipeline (cart_store_t *self, const cmq_cart_request_t *const *requests,
         if (is_replayed)
             cmq_log_debug ("request_id replayed method=%s",
                            cmq_cart_method_name (requests[index]->method));
-        if (done + 1 < sent && zclock_mono () > deadline_ms)
+        done++;
+        if (done < count && zclock_mono () > deadline_ms)
             failure = "batch took too long";
     }
     if (failure) {
         char reason[200];
         snprintf (reason, sizeof (reason), "%s", failure);
         s_drop (self, reason);
-        for (; done < count; done++)
-            s_unavailable (&replies[pending[done]], reason);
+        for (; done < count; done++) {
+            size_t begins = done == 0 ? start : ends[done - 1];
+            s_unanswered (requests[pending[done]], begins < written,
+                          &replies[pending[done]], reason);
+        }
     }
 }
 
@@ -897,19 +949,20 @@ cart_store_execute (cart_store_t *self,
             s_unavailable (&replies[i], self->reason);
         return;
     }
-    size_t *pending = (size_t *) malloc (2 * count * sizeof (size_t));
+    size_t *pending = (size_t *) malloc (3 * count * sizeof (size_t));
     if (!pending) {
         for (size_t i = 0; i < count; i++)
             s_unavailable (&replies[i], "out of memory");
         return;
     }
     size_t *retry = pending + count;
+    size_t *ends = retry + count;
     size_t retry_count = 0;
     for (size_t i = 0; i < count; i++)
         pending[i] = i;
     int64_t deadline_ms = zclock_mono () + self->timeout_ms;
     s_pipeline (self, requests, replies, pending, count, retry, &retry_count,
-                deadline_ms);
+                deadline_ms, ends);
     if (retry_count > 0) {
         //  Redis lost its scripts (SCRIPT FLUSH, restart behind a proxy):
         //  nothing ran, so load the script again and retry those once.
@@ -917,7 +970,7 @@ cart_store_execute (cart_store_t *self,
         cmq_log_info ("redis forgot the cart script, loading it again");
         if (self->redis && s_load_script (self, reason, sizeof (reason)) == 0)
             s_pipeline (self, requests, replies, retry, retry_count, NULL, NULL,
-                        deadline_ms + self->timeout_ms);
+                        deadline_ms + self->timeout_ms, ends);
         else {
             if (self->redis)
                 s_drop (self, reason);

@@ -5,8 +5,13 @@
 //  EVALSHA of worker/cart.lua (loaded with SCRIPT LOAD at connect, reloaded
 //  once on NOSCRIPT). A batch of calls goes out as one pipeline. Every
 //  socket call is bounded by timeout_ms; when Redis is down, slow or
-//  broken, the store drops the connection, answers 503 and reconnects on a
-//  later call (at most every CART_STORE_RECONNECT_MS).
+//  broken, the store drops the connection and reconnects on a later call
+//  (at most every CART_STORE_RECONNECT_MS). A call whose answer did not
+//  come is answered honestly (§4): 504 "outcome unknown" for a mutation
+//  any byte of which reached Redis' socket (it may yet run there), 503 for
+//  a read or a command that never left the worker (nothing was applied).
+//  Dropping the connection means no late answer is ever read for a later
+//  call.
 //
 //  The data model is in docs/data-model.md. Keys carry the user id as a
 //  Redis Cluster hash tag:
@@ -76,8 +81,9 @@ int cart_store_connect (cart_store_t *self);
 bool cart_store_is_connected (cart_store_t *self);
 
 //  Runs count valid requests as one pipeline and fills replies[i] for
-//  requests[i]: 200 with its fields, 404, 409, or 503 when Redis cannot
-//  answer. Replies must be zeroed (or reset) on entry; the caller resets
+//  requests[i]: 200 with its fields, 404, 409, 503 when Redis could not be
+//  reached or refused the command, 504 when a mutation was sent and its
+//  answer did not come. Replies must be zeroed (or reset) on entry; the caller resets
 //  them afterwards (GET replies own their items).
 void cart_store_execute (cart_store_t *self,
                          const cmq_cart_request_t *const *requests,
@@ -102,6 +108,11 @@ int cart_store_parse_item (const char *value, size_t size,
 //  Sorts items by id in byte order, a shorter id first when one is a
 //  prefix of the other.
 void cart_store_sort_items (cmq_cart_item_t *items, size_t count);
+
+//  The status of a call whose answer did not come (timeout, closed or
+//  broken connection): 504 if it is a mutation and any byte of it was
+//  written to Redis (it may or may not run), else 503 (nothing applied).
+int cart_store_unanswered_status (cmq_cart_method_t method, bool is_sent);
 
 //  Turns Redis's answer to a request into its reply: for GET an HGETALL
 //  array, for mutations the script's {200, record, replayed} or

@@ -4,10 +4,13 @@
 //  worker loop or (--processes N > 1) supervises N copies of itself. The
 //  loop takes one request, drains up to --concurrency more that are already
 //  waiting, answers them all with one Redis pipeline, and goes round again;
-//  every wait is bounded so SIGINT/SIGTERM stop it promptly.
+//  every wait is bounded so SIGINT/SIGTERM stop it promptly. SIGHUP stops
+//  nothing (§2): it is logged, and a supervisor passes it on.
 
 #include <czmq.h>
+#include <pthread.h>
 #include <signal.h>
+#include <time.h>
 
 #include "cart_service.h"
 #include "cart_store.h"
@@ -61,6 +64,40 @@ s_parse (int argc, char **argv, s_settings_t *settings, cmq_option_t *table)
     return CMQ_OPTIONS_OK;
 }
 
+//  SIGHUP's default action would kill us, and with us a supervisor's
+//  children (a closing terminal sends it, an admin's reload too). It stays
+//  blocked in every thread and is collected here, between requests: no
+//  handler interrupts a Redis call or a poll halfway.
+#define S_HANGUP_CHECK_MS 100
+
+static sigset_t s_hangup_only;
+
+//  Blocks SIGHUP; call before any thread starts, so all inherit the mask.
+static void
+s_block_sighup (void)
+{
+    sigemptyset (&s_hangup_only);
+    sigaddset (&s_hangup_only, SIGHUP);
+    pthread_sigmask (SIG_BLOCK, &s_hangup_only, NULL);
+}
+
+//  Takes a pending SIGHUP, if any, and logs it; true if one came. Looks at
+//  most every S_HANGUP_CHECK_MS, so it costs no syscall per request.
+static bool
+s_sighup_seen (void)
+{
+    static int64_t next_check_ms;
+    int64_t now_ms = zclock_mono ();
+    if (now_ms < next_check_ms)
+        return false;
+    next_check_ms = now_ms + S_HANGUP_CHECK_MS;
+    struct timespec no_wait = { 0, 0 };
+    if (sigtimedwait (&s_hangup_only, NULL, &no_wait) != SIGHUP)
+        return false;
+    cmq_log_info ("SIGHUP received: nothing to reload, carrying on");
+    return true;
+}
+
 //  Every Redis call must end well inside the broker's patience with us.
 static int
 s_redis_timeout_ms (const s_settings_t *settings)
@@ -96,6 +133,7 @@ s_serve (cmq_worker_t *worker, cart_service_t *service, size_t concurrency)
       concurrency * sizeof (cmq_worker_ticket_t));
     while (!zsys_interrupted) {
         size_t count = 0;
+        s_sighup_seen ();
         bodies[0] = cmq_worker_recv (worker, S_WAIT_MS, &tickets[0]);
         if (!bodies[0])
             continue;  //  quiet, or interrupted
@@ -170,6 +208,7 @@ s_run_worker (const s_settings_t *settings, const cart_store_url_t *url)
 int
 main (int argc, char **argv)
 {
+    s_block_sighup ();
     s_settings_t settings = { 0 };
     settings.heartbeat_ms = CMQ_DEFAULT_HEARTBEAT_MS;
     settings.liveness = CMQ_DEFAULT_LIVENESS;
@@ -231,9 +270,10 @@ main (int argc, char **argv)
                   settings.is_verbose ? CMQ_LOG_DEBUG : CMQ_LOG_INFO,
                   settings.use_syslog);
     zsys_init ();  //  installs the SIGINT/SIGTERM handlers
-    int rc = settings.processes > 1
-               ? supervisor_run (argc, argv, (int) settings.processes)
-               : s_run_worker (&settings, &url);
+    int rc =
+      settings.processes > 1
+        ? supervisor_run (argc, argv, (int) settings.processes, s_sighup_seen)
+        : s_run_worker (&settings, &url);
     memset (&url, 0, sizeof (url));
     cmq_options_free (table);
     return rc;

@@ -19,6 +19,7 @@ typedef struct {
     int64_t started_ms;     //  when the running child started
     int64_t restart_at_ms;  //  when to start it again
     int backoff_ms;         //  the last restart delay, 0 for none
+    int starts;             //  children started in this slot so far
 } s_child_t;
 
 typedef struct {
@@ -26,7 +27,7 @@ typedef struct {
     char **argv;         //  the children's argv
     s_child_t *children;
     int count;
-    bool is_misconfigured;  //  a child exited 2: restarting won't help
+    bool is_misconfigured;  //  a first child exited 2: restarting won't help
 } s_supervisor_t;
 
 char **
@@ -51,6 +52,12 @@ supervisor_child_argv (int argc, char **argv)
     return child_argv;
 }
 
+bool
+supervisor_gives_up (int status, int starts)
+{
+    return WIFEXITED (status) && WEXITSTATUS (status) == 2 && starts <= 1;
+}
+
 int
 supervisor_next_backoff (int backoff_ms, int64_t ran_ms)
 {
@@ -73,6 +80,8 @@ s_start (s_supervisor_t *self, int slot)
         prctl (PR_SET_PDEATHSIG, SIGTERM);
         if (getppid () != parent)
             _exit (1);
+        //  SIGHUP stays blocked across exec (the mask is inherited), so
+        //  one passed on before the child's main takes over waits for it.
         execv (self->exe, self->argv);
         _exit (127);
     }
@@ -86,6 +95,7 @@ s_start (s_supervisor_t *self, int slot)
     }
     child->pid = pid;
     child->started_ms = now;
+    child->starts++;
     cmq_log_info ("child %s slot=%d pid=%d",
                   child->backoff_ms ? "restarted" : "started", slot, (int) pid);
 }
@@ -132,9 +142,10 @@ s_reap (s_supervisor_t *self, bool is_stopping)
                           how);
             continue;
         }
-        if (WIFEXITED (status) && WEXITSTATUS (status) == 2) {
-            //  Exit 2 is the worker refusing its settings (a bad cert, a
-            //  bad endpoint): every restart would fail the same way.
+        if (supervisor_gives_up (status, child->starts)) {
+            //  Exit 2 from a first child is the worker refusing the
+            //  settings we started with (a bad cert, a bad endpoint):
+            //  every restart would fail the same way.
             cmq_log_error ("child refused its settings slot=%d pid=%d %s, "
                            "giving up",
                            slot, (int) pid, how);
@@ -143,9 +154,16 @@ s_reap (s_supervisor_t *self, bool is_stopping)
         }
         child->backoff_ms = supervisor_next_backoff (child->backoff_ms, ran_ms);
         child->restart_at_ms = now + child->backoff_ms;
-        cmq_log_warning ("child died slot=%d pid=%d %s ran_ms=%" PRId64
-                         " restart_in_ms=%d",
-                         slot, (int) pid, how, ran_ms, child->backoff_ms);
+        if (WIFEXITED (status) && WEXITSTATUS (status) == 2)
+            //  Settings that worked before were changed (a config or a
+            //  certificate mid-rotation): retry, the others keep serving.
+            cmq_log_error ("child refused its settings slot=%d pid=%d %s "
+                           "ran_ms=%" PRId64 " retry_in_ms=%d",
+                           slot, (int) pid, how, ran_ms, child->backoff_ms);
+        else
+            cmq_log_warning ("child died slot=%d pid=%d %s ran_ms=%" PRId64
+                             " restart_in_ms=%d",
+                             slot, (int) pid, how, ran_ms, child->backoff_ms);
     }
 }
 
@@ -191,7 +209,7 @@ s_stop_all (s_supervisor_t *self)
 }
 
 int
-supervisor_run (int argc, char **argv, int processes)
+supervisor_run (int argc, char **argv, int processes, bool (*is_hangup) (void))
 {
     assert (argv && processes > 0);
     s_supervisor_t self;
@@ -226,6 +244,11 @@ supervisor_run (int argc, char **argv, int processes)
                 s_start (&self, slot);
         zclock_sleep (S_POLL_MS);
         s_reap (&self, false);
+        if (is_hangup && is_hangup ()) {
+            cmq_log_info ("passing SIGHUP on to children=%d",
+                          s_running (&self));
+            s_signal_all (&self, SIGHUP);
+        }
     }
     s_stop_all (&self);
     free (self.argv);

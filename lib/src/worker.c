@@ -19,7 +19,9 @@
 #define S_DEFAULT_RECONNECT_MAX_MS 1000
 //  libzmq retries a lost TCP connection this often on its own.
 #define S_TCP_RECONNECT_IVL_MS 100
-//  On destroy, how long a last REPLY or DISCONNECT may take to leave.
+//  How long a last REPLY or DISCONNECT may take to leave a closed socket.
+//  Only a connected socket has anything queued (ZMQ_IMMEDIATE), so this
+//  never lets a closed socket deliver to a broker that comes back later.
 #define S_CLOSE_LINGER_MS 100
 //  A recv past its deadline still drains what is already queued, up to
 //  this many messages, so a flood cannot hold it forever.
@@ -32,7 +34,8 @@ struct _cmq_worker_t {
     char *curve_cert;       //  our secret cert file, or NULL
     int credit;             //  requests we take at once
     cmq_worker_fsm_t *fsm;  //  heartbeat and reconnect timing
-    zsock_t *socket;        //  DEALER; NULL after a failed reconnect
+    zsock_t *socket;        //  DEALER; NULL while waiting to reconnect
+    bool is_ready_sent;     //  READY went out on this socket's connection
     uint64_t generation;    //  successful connects so far
 };
 
@@ -154,6 +157,10 @@ s_new_socket (cmq_worker_t *self)
     }
     zsock_set_linger (sock, 0);
     zsock_set_sndtimeo (sock, 0);
+    //  Nothing is queued before the connection is up: READY is sent when
+    //  it is (s_send_ready), so no READY can wait in a socket and register
+    //  later, after we gave up on that socket (§5).
+    zsock_set_immediate (sock, 1);
     zsock_set_reconnect_ivl (sock, S_TCP_RECONNECT_IVL_MS);
     char reason[256] = "";
     if (self->curve_server &&
@@ -171,12 +178,49 @@ s_new_socket (cmq_worker_t *self)
     return sock;
 }
 
-//  Drops the current socket (the broker has forgotten it or is dead) and
-//  says READY on a fresh one, so the broker sees a new worker.
+//  Closes the socket. Unless the broker has already forgotten us, a
+//  registered socket says DISCONNECT first: a broker that is only frozen
+//  (SIGSTOP, a long pause) reads it when it resumes and does not keep
+//  listing a worker no socket serves.
+static void
+s_close (cmq_worker_t *self, bool is_forgotten)
+{
+    if (!self->socket)
+        return;
+    if (self->is_ready_sent && !is_forgotten) {
+        zmsg_t *bye = cmq_mdp_worker_signal (CMQ_MDPW_DISCONNECT);
+        if (s_send (self, &bye) == 0)
+            zsock_set_linger (self->socket, S_CLOSE_LINGER_MS);
+    }
+    zsock_destroy (&self->socket);
+    self->is_ready_sent = false;
+}
+
+//  Says READY once the socket's connection is up. Until then nothing was
+//  queued, so a broker hears READY only on a connection we still hold.
+static void
+s_send_ready (cmq_worker_t *self)
+{
+    if (!self->socket || self->is_ready_sent ||
+        !(zsock_events (self->socket) & ZMQ_POLLOUT))
+        return;
+    zmsg_t *ready = cmq_mdp_worker_ready (self->service, self->credit);
+    if (s_send (self, &ready) == 0) {
+        self->is_ready_sent = true;
+        //  The broker gets a full liveness window from READY on.
+        cmq_worker_fsm_on_connect (self->fsm, zclock_mono ());
+        cmq_log_debug ("READY sent endpoint=%s service=%s", self->endpoint,
+                       self->service);
+    }
+}
+
+//  Closes the current socket (the broker is dead or has forgotten us) and
+//  opens a fresh one, which says READY when connected, so the broker sees
+//  a new worker, once.
 static int
 s_connect (cmq_worker_t *self)
 {
-    zsock_destroy (&self->socket);
+    s_close (self, false);
     self->socket = s_new_socket (self);
     int64_t now_ms = zclock_mono ();
     cmq_worker_fsm_on_connect (self->fsm, now_ms);
@@ -186,8 +230,7 @@ s_connect (cmq_worker_t *self)
         return -1;
     }
     self->generation++;
-    zmsg_t *ready = cmq_mdp_worker_ready (self->service, self->credit);
-    s_send (self, &ready);
+    s_send_ready (self);
     return 0;
 }
 
@@ -223,10 +266,8 @@ cmq_worker_destroy (cmq_worker_t **self_p)
     if (self->socket) {
         //  Lets the broker re-dispatch our requests now rather than after
         //  expiry, and gives a last reply a moment to leave.
-        zmsg_t *bye = cmq_mdp_worker_signal (CMQ_MDPW_DISCONNECT);
-        s_send (self, &bye);
         zsock_set_linger (self->socket, S_CLOSE_LINGER_MS);
-        zsock_destroy (&self->socket);
+        s_close (self, false);
     }
     cmq_worker_fsm_destroy (&self->fsm);
     free (self->endpoint);
@@ -241,22 +282,33 @@ void
 cmq_worker_tick (cmq_worker_t *self)
 {
     assert (self);
-    switch (cmq_worker_fsm_on_tick (self->fsm, zclock_mono ())) {
-        case CMQ_WORKER_DO_HEARTBEAT: {
+    cmq_worker_action_t action =
+      cmq_worker_fsm_on_tick (self->fsm, zclock_mono ());
+    if (action == CMQ_WORKER_DO_RECONNECT) {
+        cmq_log_info ("reconnecting to broker endpoint=%s service=%s",
+                      self->endpoint, self->service);
+        if (s_connect (self))
+            cmq_log_warning ("reconnect failed: %s", s_error);
+        return;
+    }
+    if (self->socket && cmq_worker_fsm_is_waiting (self->fsm)) {
+        //  Silent for liveness intervals: close now, reconnect after the
+        //  backoff, with no socket in between.
+        cmq_log_info ("broker silent, closing socket endpoint=%s",
+                      self->endpoint);
+        s_close (self, false);
+    }
+    //  Before any HEARTBEAT, so none goes out ahead of READY on a
+    //  connection that just came up (the broker would not know us).
+    s_send_ready (self);
+    if (action == CMQ_WORKER_DO_HEARTBEAT) {
+        if (self->is_ready_sent) {
             zmsg_t *heartbeat = cmq_mdp_worker_signal (CMQ_MDPW_HEARTBEAT);
-            if (s_send (self, &heartbeat))
-                //  Counted as sent anyway: retrying every poll would spin.
-                cmq_worker_fsm_on_send (self->fsm, zclock_mono ());
-            break;
+            s_send (self, &heartbeat);
         }
-        case CMQ_WORKER_DO_RECONNECT:
-            cmq_log_info ("reconnecting to broker endpoint=%s service=%s",
-                          self->endpoint, self->service);
-            if (s_connect (self))
-                cmq_log_warning ("reconnect failed: %s", s_error);
-            break;
-        case CMQ_WORKER_DO_NOTHING:
-            break;
+        //  Counted as sent even if it could not go (no connection, or the
+        //  broker not reading): retrying every poll would spin.
+        cmq_worker_fsm_on_send (self->fsm, zclock_mono ());
     }
 }
 
@@ -301,6 +353,9 @@ s_handle_message (cmq_worker_t *self, zmsg_t **msg_p,
                               self->endpoint);
                 cmq_worker_fsm_on_receive (self->fsm, now_ms, false, true);
                 zmsg_destroy (msg_p);
+                //  The broker has forgotten this socket: close it now, so
+                //  nothing more goes out on it during the backoff.
+                s_close (self, true);
                 return NULL;
             default:
                 status = CMQ_MDP_UNKNOWN_COMMAND;  //  READY, REPLY
@@ -330,8 +385,9 @@ s_poll_timeout (cmq_worker_t *self, int64_t now_ms, int64_t deadline_ms)
     return wait_ms > INT_MAX ? INT_MAX : (long) wait_ms;
 }
 
-//  Waits up to timeout_ms for the socket to be readable. 1 if it is, 0 if
-//  not, -1 if interrupted or the context is gone.
+//  Waits up to timeout_ms for the socket to be readable, or, before READY
+//  went out, for its connection to come up. 1 if readable, 0 if not, -1
+//  if interrupted or the context is gone.
 static int
 s_wait_readable (cmq_worker_t *self, long timeout_ms)
 {
@@ -339,7 +395,8 @@ s_wait_readable (cmq_worker_t *self, long timeout_ms)
         zclock_sleep ((int) timeout_ms);
         return zsys_interrupted ? -1 : 0;
     }
-    zmq_pollitem_t item = { zsock_resolve (self->socket), 0, ZMQ_POLLIN, 0 };
+    short events = ZMQ_POLLIN | (self->is_ready_sent ? 0 : ZMQ_POLLOUT);
+    zmq_pollitem_t item = { zsock_resolve (self->socket), 0, events, 0 };
     int rc = zmq_poll (&item, 1, timeout_ms);
     if (rc < 0)
         return errno == EINTR && !zsys_interrupted ? 0 : -1;

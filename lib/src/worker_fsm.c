@@ -114,6 +114,13 @@ cmq_worker_fsm_on_tick (cmq_worker_fsm_t *self, int64_t now_ms)
     return CMQ_WORKER_DO_NOTHING;
 }
 
+bool
+cmq_worker_fsm_is_waiting (cmq_worker_fsm_t *self)
+{
+    assert (self);
+    return self->is_reconnect_pending;
+}
+
 int64_t
 cmq_worker_fsm_wait_ms (cmq_worker_fsm_t *self, int64_t now_ms)
 {

@@ -64,7 +64,9 @@ class CartLoad:
     exactly), and adds 1 to one item of a user all threads share.  Every
     mutation carries a request_id, so a retried call applies once.  A
     timed-out attempt is retried on a fresh socket (MdpClient replaces it),
-    a 503 after a short pause; any other status, or no 200 after GIVE_UP_S,
+    a 503 or 504 after a short pause (a 504 mutation may have applied: its
+    retry carries the same request_id, so it applies at most once, §4);
+    any other status, or no 200 after GIVE_UP_S,
     is a failure, after which the thread re-reads its cart to carry on.
     """
 
@@ -84,7 +86,7 @@ class CartLoad:
         self.calls = Counter()  #  logical calls with a 200, by method
         self.attempts = 0
         self.retries = 0
-        self.unavailable = 0  #  503 replies (storage down), each retried
+        self.unavailable = 0  #  503 and 504 replies (storage), each retried
         self.failures = []
         self.models = {}  #  user -> {item: quantity}
         self.shared_adds = 0
@@ -118,11 +120,11 @@ class CartLoad:
                     raise CallFailed("reply is not a map with a status: %r" % (reply,))
                 if reply["status"] == 200:
                     return reply
-                if reply["status"] != 503:
+                if reply["status"] not in (503, 504):
                     raise CallFailed("status %d for %r: %r" % (reply["status"], request, reply))
             if time.monotonic() >= deadline:
                 raise CallFailed("no 200 after %d attempts for %r" % (attempt, request))
-            if reply is not None:  #  503: storage coming back
+            if reply is not None:  #  503 or 504: storage coming back
                 with self.lock:
                     self.unavailable += 1
                 time.sleep(min(0.05 * attempt, 0.5))
@@ -372,7 +374,7 @@ class Chaos:
 
 def report(load, chaos, title="chaos"):
     """One summary line of counts."""
-    return ("[%s] %d logical calls (%s), %d attempts, %d retries (%d after a 503), "
+    return ("[%s] %d logical calls (%s), %d attempts, %d retries (%d after a 503/504), "
             "%d re-dispatches, %d dropped by the broker, %d worker kills, "
             "%d stops, %d redis restarts, %d broker restarts, %d failures"
             % (title, load.total_calls(),

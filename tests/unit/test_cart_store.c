@@ -581,6 +581,40 @@ redis_error_answer_is_503_with_its_text (void **state)
     assert_non_null (strstr (reply.error, "OOM command not allowed"));
 }
 
+//  -------------------------------------------------------------------------
+//  Calls whose answer did not come (§4: 503 only where nothing applied)
+
+static void
+unanswered_mutation_that_was_sent_is_504_outcome_unknown (void **state)
+{
+    (void) state;
+    const cmq_cart_method_t mutations[] = { CMQ_CART_ADD, CMQ_CART_REMOVE,
+                                            CMQ_CART_UPDATE, CMQ_CART_CLEAR };
+    for (size_t i = 0; i < sizeof (mutations) / sizeof (mutations[0]); i++)
+        assert_int_equal (cart_store_unanswered_status (mutations[i], true),
+                          CMQ_CART_OUTCOME_UNKNOWN);
+}
+
+static void
+unanswered_mutation_never_sent_is_503 (void **state)
+{
+    (void) state;
+    assert_int_equal (cart_store_unanswered_status (CMQ_CART_ADD, false),
+                      CMQ_CART_UNAVAILABLE);
+    assert_int_equal (cart_store_unanswered_status (CMQ_CART_CLEAR, false),
+                      CMQ_CART_UNAVAILABLE);
+}
+
+static void
+unanswered_read_is_503_sent_or_not (void **state)
+{
+    (void) state;
+    assert_int_equal (cart_store_unanswered_status (CMQ_CART_GET, true),
+                      CMQ_CART_UNAVAILABLE);
+    assert_int_equal (cart_store_unanswered_status (CMQ_CART_GET, false),
+                      CMQ_CART_UNAVAILABLE);
+}
+
 int
 main (void)
 {
@@ -608,6 +642,10 @@ main (void)
         cmocka_unit_test (malformed_records_are_503),
         cmocka_unit_test (script_refusals_become_404_and_409_with_errors),
         cmocka_unit_test (redis_error_answer_is_503_with_its_text),
+        cmocka_unit_test (
+          unanswered_mutation_that_was_sent_is_504_outcome_unknown),
+        cmocka_unit_test (unanswered_mutation_never_sent_is_503),
+        cmocka_unit_test (unanswered_read_is_503_sent_or_not),
     };
     return cmocka_run_group_tests (tests, NULL, NULL);
 }

@@ -310,6 +310,52 @@ wait_ms_after_unticked_expiry_includes_the_backoff (void **state)
 }
 
 static void
+socket_closes_at_expiry_not_when_the_backoff_ends (void **state)
+{
+    cmq_worker_fsm_t *fsm = *state;
+    assert_int_equal (cmq_worker_fsm_on_tick (fsm, EXPIRY_MS),
+                      CMQ_WORKER_DO_RECONNECT);
+    cmq_worker_fsm_on_connect (fsm, EXPIRY_MS);
+    assert_false (cmq_worker_fsm_is_waiting (fsm));
+    //  Second expiry at 6000: the reconnect waits 100 ms, the socket does
+    //  not (a READY it holds would register if the broker came back).
+    assert_int_equal (cmq_worker_fsm_on_tick (fsm, 2 * EXPIRY_MS - 1),
+                      CMQ_WORKER_DO_HEARTBEAT);
+    assert_false (cmq_worker_fsm_is_waiting (fsm));
+    assert_int_equal (cmq_worker_fsm_on_tick (fsm, 2 * EXPIRY_MS),
+                      CMQ_WORKER_DO_NOTHING);
+    assert_true (cmq_worker_fsm_is_waiting (fsm));
+    assert_int_equal (cmq_worker_fsm_on_tick (fsm, 2 * EXPIRY_MS + 100),
+                      CMQ_WORKER_DO_RECONNECT);
+}
+
+static void
+socket_closes_on_disconnect_before_the_backoff (void **state)
+{
+    cmq_worker_fsm_t *fsm = *state;
+    int64_t now_ms = s_disconnect_and_find_reconnect (fsm, 100);
+    cmq_worker_fsm_on_connect (fsm, now_ms);
+    assert_false (cmq_worker_fsm_is_waiting (fsm));
+    cmq_worker_fsm_on_receive (fsm, 1000, false, true);  //  due 1100
+    assert_true (cmq_worker_fsm_is_waiting (fsm));
+    assert_int_equal (cmq_worker_fsm_on_tick (fsm, 1000),
+                      CMQ_WORKER_DO_NOTHING);
+}
+
+static void
+waiting_ends_only_with_a_new_connection (void **state)
+{
+    cmq_worker_fsm_t *fsm = *state;
+    cmq_worker_fsm_on_receive (fsm, 500, false, true);
+    //  Hearing from the broker meanwhile (a late message) changes nothing:
+    //  the socket it came on is being dropped.
+    cmq_worker_fsm_on_receive (fsm, 500, true, false);
+    assert_true (cmq_worker_fsm_is_waiting (fsm));
+    cmq_worker_fsm_on_connect (fsm, 500);
+    assert_false (cmq_worker_fsm_is_waiting (fsm));
+}
+
+static void
 large_intervals_do_not_overflow (void **state)
 {
     (void) state;
@@ -348,6 +394,9 @@ main (void)
         T (wait_ms_stops_at_expiry_when_it_comes_first),
         T (wait_ms_covers_the_backoff_and_is_never_negative),
         T (wait_ms_after_unticked_expiry_includes_the_backoff),
+        T (socket_closes_at_expiry_not_when_the_backoff_ends),
+        T (socket_closes_on_disconnect_before_the_backoff),
+        T (waiting_ends_only_with_a_new_connection),
         cmocka_unit_test (large_intervals_do_not_overflow),
     };
 #undef T

@@ -20,11 +20,12 @@
 #define CMQ_CART_MAX_PRICE            2147483647LL
 #define CMQ_CART_MAX_ITEMS            1000
 
-#define CMQ_CART_OK          200
-#define CMQ_CART_BAD_REQUEST 400
-#define CMQ_CART_NOT_FOUND   404
-#define CMQ_CART_CONFLICT    409
-#define CMQ_CART_UNAVAILABLE 503
+#define CMQ_CART_OK              200
+#define CMQ_CART_BAD_REQUEST     400
+#define CMQ_CART_NOT_FOUND       404
+#define CMQ_CART_CONFLICT        409
+#define CMQ_CART_UNAVAILABLE     503
+#define CMQ_CART_OUTCOME_UNKNOWN 504  //  sent to Redis, no answer in time
 
 typedef enum {
     CMQ_CART_GET = 1,  //  GetCartItems

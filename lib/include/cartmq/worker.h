@@ -5,6 +5,12 @@
 //  with a fresh socket when the broker goes silent or says DISCONNECT
 //  (timing in worker_fsm.h). Callers only receive requests and reply.
 //
+//  At most one registration per broker (§5): the socket is ZMQ_IMMEDIATE
+//  and says READY only once its connection is up, so no READY ever waits
+//  in a socket; a socket is closed the moment the broker is judged dead or
+//  says DISCONNECT (not when the reconnect backoff ends), and one that
+//  said READY says DISCONNECT first unless the broker already forgot it.
+//
 //  Each request comes with a ticket: the client address and the socket
 //  generation it arrived on. A reply whose ticket is from an older socket
 //  is dropped, because the broker has already given that request to
@@ -61,7 +67,8 @@ int cmq_worker_reply (cmq_worker_t *self, cmq_worker_ticket_t *ticket,
 //  Call it between replies when work is long.
 void cmq_worker_tick (cmq_worker_t *self);
 
-//  The current socket (it changes on reconnect), for polling.
+//  The current socket (it changes on reconnect; NULL while waiting out a
+//  reconnect backoff), for polling.
 zsock_t *cmq_worker_socket (cmq_worker_t *self);
 
 //  Times the worker has connected (1 after new).

@@ -11,7 +11,10 @@
 //  - DISCONNECT: reconnect;
 //  - reconnects wait a backoff: 0 the first time, then reconnect_min_ms,
 //    doubling up to reconnect_max_ms; hearing a REQUEST or HEARTBEAT from
-//    the broker resets it to 0.
+//    the broker resets it to 0;
+//  - the old socket is closed the moment the broker is judged dead or says
+//    DISCONNECT, not when the backoff ends (cmq_worker_fsm_is_waiting):
+//    a broker never sees two registrations of one worker (§5).
 
 #ifndef CARTMQ_WORKER_FSM_H
 #define CARTMQ_WORKER_FSM_H
@@ -33,7 +36,8 @@ cmq_worker_fsm_t *cmq_worker_fsm_new (int heartbeat_ms, int liveness,
 
 void cmq_worker_fsm_destroy (cmq_worker_fsm_t **self_p);
 
-//  A fresh socket was connected and READY sent at now_ms.
+//  A fresh socket was opened, or its connection came up and READY went
+//  out, at now_ms: the broker has a full liveness window from then.
 void cmq_worker_fsm_on_connect (cmq_worker_fsm_t *self, int64_t now_ms);
 
 //  A message came from the broker. is_work: REQUEST or HEARTBEAT (resets
@@ -48,6 +52,13 @@ void cmq_worker_fsm_on_send (cmq_worker_fsm_t *self, int64_t now_ms);
 //  What is due at now_ms. RECONNECT wins over HEARTBEAT.
 cmq_worker_action_t cmq_worker_fsm_on_tick (cmq_worker_fsm_t *self,
                                             int64_t now_ms);
+
+//  True from the moment on_tick found the broker dead, or on_receive was
+//  told DISCONNECT, until the next on_connect: the socket must be closed
+//  now, and a new one opened when on_tick says RECONNECT. A socket kept
+//  open through the backoff could register with a broker that comes back,
+//  and then be dropped without a word, leaving a phantom worker there.
+bool cmq_worker_fsm_is_waiting (cmq_worker_fsm_t *self);
 
 //  Milliseconds from now_ms until on_tick may have something to do (>= 0):
 //  the poll timeout.
