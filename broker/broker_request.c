@@ -123,12 +123,12 @@ broker_request_client (broker_request_t *self, size_t *size_p)
     return (const byte *) zmq_msg_data (&self->fresh[0]);
 }
 
-bool
-broker_request_is_from (broker_request_t *self, broker_peer_t client)
+const byte *
+broker_request_address (broker_request_t *self, size_t *size_p)
 {
-    size_t size;
-    const byte *data = broker_request_client (self, &size);
-    return size == client.size && memcmp (data, client.data, size) == 0;
+    assert (self && size_p && self->token_size > 0);
+    *size_p = self->token_size;
+    return self->token;
 }
 
 //  Calls visit for each packed frame in order, with whether it is last.
