@@ -986,9 +986,10 @@ request_behind_a_younger_one_expires_on_time (void **state)
     expect_request (fx, "w1", "c1", "R1");
     receive (fx, client_request ("c2", "echo", "R2"), 1000 * MS);
     expect_request (fx, "w2", "c2", "R2");
-    //  Heartbeats keep both alive; w2 dies first, then w1.
-    receive (fx, worker_command ("w2", CMQ_MDPW_DISCONNECT), 1500 * MS);
-    receive (fx, worker_command ("w1", CMQ_MDPW_DISCONNECT), 2000 * MS);
+    //  w1 dies first, then w2: putting re-dispatched requests at the
+    //  front would queue R2 ahead of R1.
+    receive (fx, worker_command ("w1", CMQ_MDPW_DISCONNECT), 1500 * MS);
+    receive (fx, worker_command ("w2", CMQ_MDPW_DISCONNECT), 2000 * MS);
     assert_int_equal (broker_core_queued (fx->core, "echo"), 2);
     broker_core_on_tick (fx->core, 4999 * MS, fx->outbox);
     assert_int_equal (broker_core_queued (fx->core, "echo"), 2);
