@@ -104,8 +104,8 @@ def test_requests_past_max_queued_are_dropped_and_counted(start_broker, peers):
 
 
 def test_a_redispatched_request_may_exceed_max_queued(start_broker, peers):
-    """§5: a re-dispatched request goes to the front of the queue even when
-    the queue is full."""
+    """§5: a re-dispatched request goes back into the queue by first
+    arrival (here ahead of the rest) even when the queue is full."""
     endpoint = start_broker("--max-queued", "1").endpoint
     taker = peers.worker(endpoint)
     taker.ready("front")
