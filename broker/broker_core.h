@@ -5,11 +5,14 @@
 //  outbox. No sockets, clock or signals inside, so unit tests and fuzzers
 //  drive it directly. Times are monotonic microseconds.
 //
-//  Rules are the contract's §3 and §5: per-service FIFO of requests and a
-//  ready-queue of workers with free credit (longest idle first), MMI
-//  answered here, heartbeats both ways, DISCONNECT for invalid traffic,
-//  re-dispatch of a dead worker's requests (at most twice), bounded queues
-//  and queue timeouts.
+//  Rules are the contract's §3 and §5: per-service queue of requests in
+//  order of first arrival and a ready-queue of workers with free credit
+//  (longest idle first), MMI answered here, heartbeats both ways, a token
+//  per request as the client address a worker sees, DISCONNECT for invalid
+//  worker traffic (a client's invalid message is only dropped), re-dispatch
+//  of a dead worker's requests (at most twice), bounded queues, queue
+//  timeouts, services without workers giving way at --max-services, and
+//  drop lines summarised once a second.
 
 #ifndef BROKER_CORE_H
 #define BROKER_CORE_H
@@ -31,15 +34,15 @@ typedef struct {
 
 //  Counters since start, as mmi.stats reports them.
 typedef struct {
-    uint64_t requests;  //  client requests accepted (not MMI)
+    uint64_t requests;  //  client requests read (not MMI), drops included
     uint64_t replies;   //  replies delivered to clients (not MMI)
     uint64_t redispatched;
     uint64_t dropped_expired;
     uint64_t dropped_queue_full;
     uint64_t dropped_redispatch_limit;
-    uint64_t dropped_no_service;  //  too many services to create another
+    uint64_t dropped_no_service;   //  too many services to create another
     uint64_t dropped_output_full;  //  replies its client's output cap refused
-    uint64_t invalid;             //  peer messages refused as invalid
+    uint64_t invalid;              //  peer messages refused as invalid
 } broker_counters_t;
 
 typedef struct _broker_core_t broker_core_t;
@@ -63,8 +66,10 @@ void broker_core_on_message (broker_core_t *self, zmsg_t **msg_p,
                              int64_t now_us, broker_outbox_t *outbox);
 
 //  Forgets workers silent for liveness intervals (re-dispatching their
-//  requests), sends due heartbeats, drops requests queued too long. The
-//  cost is the number of expired or due items, not of live workers.
+//  requests), sends due heartbeats, drops requests queued too long, and
+//  writes the summary of drops and refusals (at most once a second). The
+//  cost is the number of expired or due items, not of workers, services
+//  or requests; nothing is allocated.
 void broker_core_on_tick (broker_core_t *self, int64_t now_us,
                           broker_outbox_t *outbox);
 
@@ -82,6 +87,13 @@ size_t broker_core_service_count (broker_core_t *self);
 
 //  Queued (not in flight) requests of a service; 0 if unknown.
 size_t broker_core_queued (broker_core_t *self, const char *service);
+
+//  Queued requests of every service, and requests in flight on every
+//  worker: with the counters, requests = replies + dropped + queued +
+//  in flight (§3). O(services) and O(workers): for mmi.stats and tests.
+size_t broker_core_queued_total (broker_core_t *self);
+
+size_t broker_core_in_flight (broker_core_t *self);
 
 const broker_counters_t *broker_core_counters (broker_core_t *self);
 

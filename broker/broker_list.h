@@ -115,7 +115,15 @@ broker_list_last (broker_list_t *self)
     return self->head.prev == &self->head ? NULL : self->head.prev;
 }
 
-//  The link after this one, or NULL at the end.
+//  The link before this one, or NULL at the front.
+static inline broker_link_t *
+broker_list_prev (broker_list_t *self, broker_link_t *link)
+{
+    return link->prev == &self->head ? NULL : link->prev;
+}
+
+//  The link after this one, or NULL at the end. The list's own head
+//  (&list->head) gives the first link, so a walk may start before it.
 static inline broker_link_t *
 broker_list_next (broker_list_t *self, broker_link_t *link)
 {

@@ -194,9 +194,10 @@ s_send_request (void *handle, s_entry_t *entry)
     s_send_header (handle, entry, CMQ_MDPW_HEADER);
     byte command = CMQ_MDPW_REQUEST;
     s_send_small (handle, &command, 1, true);
-    size_t client_size;
-    const byte *client = broker_request_client (entry->request, &client_size);
-    s_send_small (handle, client, client_size, true);
+    size_t address_size;
+    const byte *address =
+      broker_request_address (entry->request, &address_size);
+    s_send_small (handle, address, address_size, true);
     s_send_small (handle, "", 0, true);
     broker_request_send_body (entry->request, handle);
 }
@@ -260,10 +261,10 @@ s_entry_to_msg (s_entry_t *entry)
                                             : (byte) entry->command;
     zmsg_addmem (msg, &command, 1);
     if (entry->kind == S_REQUEST) {
-        size_t client_size;
-        const byte *client =
-          broker_request_client (entry->request, &client_size);
-        zmsg_addmem (msg, client, client_size);
+        size_t address_size;
+        const byte *address =
+          broker_request_address (entry->request, &address_size);
+        zmsg_addmem (msg, address, address_size);
         zmsg_addmem (msg, NULL, 0);
         zmsg_t *body = broker_request_body_copy (entry->request);
         zframe_t *part;

@@ -23,7 +23,7 @@ broker_outbox_t *broker_outbox_new (void);
 
 void broker_outbox_destroy (broker_outbox_t **self_p);
 
-//  [worker][""][MDPW01][REQUEST][client][""][body...] from the request;
+//  [worker][""][MDPW01][REQUEST][token][""][body...] from the request;
 //  takes a new reference to request.
 void broker_outbox_add_request (broker_outbox_t *self, broker_peer_t worker,
                                 broker_request_t *request);

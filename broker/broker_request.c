@@ -6,6 +6,9 @@
 
 #include "broker_request.h"
 
+_Static_assert(sizeof (broker_request_t) <= 120,
+               "a request stays within glibc's fast bins (see the header)");
+
 broker_request_t *
 broker_request_new (zmq_msg_t *client, zmq_msg_t *body, size_t body_count,
                     void *service, int64_t arrived_us)
@@ -13,7 +16,7 @@ broker_request_new (zmq_msg_t *client, zmq_msg_t *body, size_t body_count,
     assert (client && zmq_msg_size (client) <= 255);
     assert (body && body_count > 0);
     broker_request_t *self = (broker_request_t *) zmalloc (sizeof (*self));
-    self->fresh_count = 1 + body_count;
+    self->fresh_count = (uint32_t) (1 + body_count);
     self->fresh = (zmq_msg_t *) malloc (self->fresh_count * sizeof (zmq_msg_t));
     assert (self->fresh);
     for (size_t index = 0; index < self->fresh_count; index++) {
@@ -123,12 +126,12 @@ broker_request_client (broker_request_t *self, size_t *size_p)
     return (const byte *) zmq_msg_data (&self->fresh[0]);
 }
 
-bool
-broker_request_is_from (broker_request_t *self, broker_peer_t client)
+const byte *
+broker_request_address (broker_request_t *self, size_t *size_p)
 {
-    size_t size;
-    const byte *data = broker_request_client (self, &size);
-    return size == client.size && memcmp (data, client.data, size) == 0;
+    assert (self && size_p && self->token_size > 0);
+    *size_p = self->token_size;
+    return self->token;
 }
 
 //  Calls visit for each packed frame in order, with whether it is last.

@@ -14,6 +14,12 @@
 //
 //  Sends borrow the request, so it is reference counted: the core holds
 //  one reference, each pending send another.
+//
+//  The address a worker sees in REQUEST is not the client's routing id but
+//  a token the core gives the request when it is first handed to a worker
+//  (contract §3: it names that one request). The token never changes
+//  while the request lives, so a send still pending when the request is
+//  re-dispatched writes the same bytes.
 
 #ifndef BROKER_REQUEST_H
 #define BROKER_REQUEST_H
@@ -27,16 +33,28 @@
 
 typedef struct _broker_request_t broker_request_t;
 
+//  Bytes of the token a REQUEST carries as its client address.
+#define BROKER_REQUEST_TOKEN_BYTES 12
+
+//  Laid out to stay within 120 bytes, a 128-byte heap chunk: glibc
+//  recycles chunks up to that size from its fast bins, and a request is
+//  made and freed per message (a larger one cost about 100 more
+//  instructions per request under callgrind).
 struct _broker_request_t {
-    zmq_msg_t *fresh;       //  fresh: [client routing id][body...], else NULL
-    size_t fresh_count;     //  fresh: frames in it, the id included
-    byte *packed;           //  packed: id and body in one block, else NULL
-    void *service;          //  service_t it was sent to (core's type)
-    int64_t arrived_us;     //  first arrival at the broker
-    int64_t dispatched_us;  //  last handed to a worker
-    int redispatches;       //  times re-sent after a worker died
-    broker_link_t link;     //  in its service queue or worker's in-flight list
+    zmq_msg_t *fresh;            //  fresh: [client routing id][body...]
+    byte *packed;                //  packed: id and body in one block
+    void *service;               //  service_t it was sent to (core's type)
+    void *worker;                //  worker_t it is in flight on, or NULL
+    uint64_t sequence;           //  arrival order at the broker, from 1
+    int64_t arrived_us;          //  first arrival at the broker
+    int64_t dispatched_us;       //  last handed to a worker
+    broker_link_t link;          //  in its service queue or a worker's
+    broker_link_t arrival_link;  //  in the core's list by arrival
+    uint32_t fresh_count;        //  fresh: frames, the id included; else 0
     int refs;
+    byte token[BROKER_REQUEST_TOKEN_BYTES];  //  the core's name for it
+    uint16_t redispatches;                   //  times re-sent after a death
+    uint8_t token_size;  //  0 until first dispatched, then TOKEN_BYTES
 };
 
 //  Moves the client's routing id and body_count body frames (one or more)
@@ -57,8 +75,9 @@ void broker_request_pack (broker_request_t *self);
 //  The client's routing id.
 const byte *broker_request_client (broker_request_t *self, size_t *size_p);
 
-//  True if the request came from this routing id.
-bool broker_request_is_from (broker_request_t *self, broker_peer_t client);
+//  The client address a REQUEST carries to the worker: the request's token
+//  (the core sets it before the first dispatch).
+const byte *broker_request_address (broker_request_t *self, size_t *size_p);
 
 //  Total bytes of body, for logs.
 size_t broker_request_body_size (broker_request_t *self);

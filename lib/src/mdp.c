@@ -12,23 +12,23 @@ cmq_mdp_frame_is (zframe_t *frame, const char *string)
            memcmp (zframe_data (frame), string, length) == 0;
 }
 
-//  Plain decimal digits, 1..1000, or -1.
+//  1 to 10 ASCII digits, leading zeros allowed, value 1..1000 (§3); or
+//  -1. Ten digits fit in 64 bits, so the value is exact before the range
+//  check: "0000000016" is 16 and "9999999999" is out of range, not wrapped.
 static int
 s_credit (cmq_mdp_bytes_t frame)
 {
-    //  At most four digits ("1000"); no sign, space or leading zero
-    //  tricks beyond what the range check rejects.
-    if (frame.size == 0 || frame.size > 4)
+    if (frame.size == 0 || frame.size > CMQ_MAX_CREDIT_DIGITS)
         return -1;
-    int value = 0;
+    uint64_t value = 0;
     for (size_t index = 0; index < frame.size; index++) {
         if (frame.data[index] < '0' || frame.data[index] > '9')
             return -1;
-        value = value * 10 + (frame.data[index] - '0');
+        value = value * 10 + (uint64_t) (frame.data[index] - '0');
     }
     if (value < 1 || value > CMQ_MAX_CREDIT)
         return -1;
-    return value;
+    return (int) value;
 }
 
 static cmq_mdp_bytes_t

@@ -19,6 +19,32 @@ static const char *s_peers[] = { "p0", "p1", "p2", "p3", "p4", "p5" };
 static const char *s_services[] = { "echo",         "cart",      "mmi.service",
                                     "mmi.services", "mmi.stats", "mmi.x" };
 
+//  Request tokens the broker sent in REQUESTs, so REPLY steps can answer
+//  real requests (in any order, from any peer, or twice), not only forge.
+#define S_TOKENS 8
+static byte s_tokens[S_TOKENS][32];
+static size_t s_token_sizes[S_TOKENS];
+static size_t s_token_count;
+
+static void
+s_keep_token (zmsg_t *out)
+{
+    //  [worker][""][MDPW01][REQUEST][token]...
+    if (zmsg_size (out) < 5)
+        return;
+    zframe_t *frame = zmsg_first (out);
+    for (int index = 0; index < 3; index++)
+        frame = zmsg_next (out);
+    if (zframe_size (frame) != 1 || zframe_data (frame)[0] != CMQ_MDPW_REQUEST)
+        return;
+    frame = zmsg_next (out);
+    if (zframe_size (frame) > sizeof (s_tokens[0]))
+        return;
+    size_t slot = s_token_count++ % S_TOKENS;
+    memcpy (s_tokens[slot], zframe_data (frame), zframe_size (frame));
+    s_token_sizes[slot] = zframe_size (frame);
+}
+
 static const char *
 s_pick (fuzz_input_t *input, const char **list, size_t count)
 {
@@ -57,12 +83,19 @@ s_step_message (fuzz_input_t *input, uint8_t op)
             if (fuzz_byte (input) & 1)
                 zmsg_addstrf (msg, "%d", fuzz_byte (input) % 5);
             return msg;
-        case 2:  //  REPLY to some client
+        case 2: {  //  REPLY with a token seen, or a client's name
             msg = s_worker_message (peer, CMQ_MDPW_REPLY);
-            zmsg_addstr (msg, s_pick (input, s_peers, 6));
+            uint8_t pick = fuzz_byte (input);
+            size_t known = s_token_count < S_TOKENS ? s_token_count : S_TOKENS;
+            if (known && pick % 4)
+                zmsg_addmem (msg, s_tokens[pick % known],
+                             s_token_sizes[pick % known]);
+            else
+                zmsg_addstr (msg, s_pick (input, s_peers, 6));
             zmsg_addmem (msg, NULL, 0);
             zmsg_addstr (msg, "reply");
             return msg;
+        }
         case 3:
             return s_worker_message (peer, CMQ_MDPW_HEARTBEAT);
         case 4:
@@ -90,6 +123,7 @@ LLVMFuzzerTestOneInput (const uint8_t *data, size_t size)
         initialised = true;
     }
     fuzz_input_t input = { data, size };
+    s_token_count = 0;
     broker_config_t config;
     broker_config_defaults (&config);
     config.heartbeat_ms = 10;
@@ -115,10 +149,19 @@ LLVMFuzzerTestOneInput (const uint8_t *data, size_t size)
             zmsg_t *out;
             while ((out = broker_outbox_pop (outbox))) {
                 assert (zmsg_size (out) >= 4);
+                s_keep_token (out);
                 zmsg_destroy (&out);
             }
         }
         assert (broker_core_service_count (core) <= 3);
+        //  requests = replies + dropped + queued + in flight (§3).
+        const broker_counters_t *counters = broker_core_counters (core);
+        assert (
+          counters->requests ==
+          counters->replies + counters->dropped_expired +
+            counters->dropped_queue_full + counters->dropped_redispatch_limit +
+            counters->dropped_no_service + counters->dropped_output_full +
+            broker_core_queued_total (core) + broker_core_in_flight (core));
     }
     broker_core_destroy (&core);
     broker_outbox_destroy (&outbox);

@@ -15,10 +15,36 @@
 
 #define MS 1000LL  //  the core counts microseconds
 
+//  A REQUEST's client address is a token naming that request (§3). The
+//  fixture keeps each token it sees, filed under the worker and the
+//  client the test says the request is from, so worker_reply can answer
+//  "w1's request from c1" as a worker would: with the token unchanged.
+typedef struct {
+    char worker[16];
+    char client[16];
+    byte token[64];
+    size_t size;
+    bool is_used;
+} held_t;
+
+#define HELD_MAX 64
+
 typedef struct {
     broker_core_t *core;
     broker_outbox_t *outbox;
+    held_t held[HELD_MAX];
+    size_t held_count;
 } fixture_t;
+
+static void
+test_config (broker_config_t *config)
+{
+    broker_config_defaults (config);
+    config->heartbeat_ms = 1000;
+    config->liveness = 3;
+    config->queue_timeout_ms = 5000;
+    config->max_queued = 3;
+}
 
 static int
 setup (void **state)
@@ -26,15 +52,20 @@ setup (void **state)
     cmq_log_init ("test", CMQ_LOG_ERROR, false);
     fixture_t *fx = (fixture_t *) zmalloc (sizeof (fixture_t));
     broker_config_t config;
-    broker_config_defaults (&config);
-    config.heartbeat_ms = 1000;
-    config.liveness = 3;
-    config.queue_timeout_ms = 5000;
-    config.max_queued = 3;
+    test_config (&config);
     fx->core = broker_core_new (&config, 0);
     fx->outbox = broker_outbox_new ();
     *state = fx;
     return 0;
+}
+
+//  Starts the core again with a changed config.
+static void
+reconfigure (fixture_t *fx, broker_config_t *config)
+{
+    broker_core_destroy (&fx->core);
+    fx->core = broker_core_new (config, 0);
+    fx->held_count = 0;
 }
 
 static int
@@ -83,14 +114,43 @@ worker_ready (const char *worker, const char *service, const char *credit)
     return msg;
 }
 
+//  REPLY with any address bytes.
 static zmsg_t *
-worker_reply (const char *worker, const char *client, const char *body)
+worker_reply_to (const char *worker, const void *address, size_t size,
+                 const char *body)
 {
     zmsg_t *msg = worker_command (worker, CMQ_MDPW_REPLY);
-    zmsg_addstr (msg, client);
+    zmsg_addmem (msg, address, size);
     zmsg_addmem (msg, NULL, 0);
     zmsg_addstr (msg, body);
     return msg;
+}
+
+//  The oldest unanswered token held for this worker and client, or NULL.
+static held_t *
+held_find (fixture_t *fx, const char *worker, const char *client)
+{
+    for (size_t index = 0; index < fx->held_count; index++) {
+        held_t *held = &fx->held[index];
+        if (!held->is_used && streq (held->worker, worker) &&
+            streq (held->client, client))
+            return held;
+    }
+    return NULL;
+}
+
+//  REPLY from worker to its request from client, with that request's
+//  token. A worker holding no such request sends the client's name as
+//  the address: a forgery.
+static zmsg_t *
+worker_reply (fixture_t *fx, const char *worker, const char *client,
+              const char *body)
+{
+    held_t *held = held_find (fx, worker, client);
+    if (!held)
+        return worker_reply_to (worker, client, strlen (client), body);
+    held->is_used = true;
+    return worker_reply_to (worker, held->token, held->size, body);
 }
 
 static void
@@ -129,9 +189,39 @@ command_of (zmsg_t *msg)
     return zframe_data (frame)[0];
 }
 
-//  Pops the next message and checks it is a REQUEST to worker for client
-//  with body.
-static void
+//  Files a REQUEST's token under worker and client; returns it.
+static held_t *
+hold_token (fixture_t *fx, const char *worker, const char *client,
+            zframe_t *address)
+{
+    assert_true (fx->held_count < HELD_MAX);
+    assert_true (zframe_size (address) <= sizeof (fx->held[0].token));
+    held_t *held = &fx->held[fx->held_count++];
+    snprintf (held->worker, sizeof (held->worker), "%s", worker);
+    snprintf (held->client, sizeof (held->client), "%s", client);
+    memcpy (held->token, zframe_data (address), zframe_size (address));
+    held->size = zframe_size (address);
+    held->is_used = false;
+    return held;
+}
+
+//  Holds the token of a REQUEST message popped by the test itself.
+static held_t *
+hold_request_token (fixture_t *fx, zmsg_t *request, const char *worker,
+                    const char *client)
+{
+    zframe_t *address = zmsg_first (request);
+    for (int index = 0; index < 4; index++)
+        address = zmsg_next (request);
+    assert_non_null (address);
+    assert_int_equal (zframe_size (address), BROKER_REQUEST_TOKEN_BYTES);
+    return hold_token (fx, worker, client, address);
+}
+
+//  Pops the next message and checks it is a REQUEST to worker with body;
+//  its token is held as the request from client (the client itself is
+//  checked where the reply arrives). Returns the held token.
+static held_t *
 expect_request (fixture_t *fx, const char *worker, const char *client,
                 const char *body)
 {
@@ -142,10 +232,16 @@ expect_request (fixture_t *fx, const char *worker, const char *client,
     assert_frame (msg, 1, "");
     assert_frame (msg, 2, CMQ_MDPW_HEADER);
     assert_int_equal (command_of (msg), CMQ_MDPW_REQUEST);
-    assert_frame (msg, 4, client);
+    zframe_t *address = zmsg_first (msg);
+    for (int index = 0; index < 4; index++)
+        address = zmsg_next (msg);
+    //  The address names the request, not the client (§3).
+    assert_int_equal (zframe_size (address), BROKER_REQUEST_TOKEN_BYTES);
+    held_t *held = hold_token (fx, worker, client, address);
     assert_frame (msg, 5, "");
     assert_frame (msg, 6, body);
     zmsg_destroy (&msg);
+    return held;
 }
 
 static void
@@ -202,7 +298,7 @@ reply_reaches_the_client_with_the_service_name (void **state)
     receive (fx, worker_ready ("w1", "echo", NULL), 0);
     receive (fx, client_request ("c1", "echo", "ping"), 0);
     expect_request (fx, "w1", "c1", "ping");
-    receive (fx, worker_reply ("w1", "c1", "pong"), 0);
+    receive (fx, worker_reply (fx, "w1", "c1", "pong"), 0);
     expect_client_reply (fx, "c1", "echo", "pong");
     assert_int_equal (broker_core_counters (fx->core)->requests, 1);
     assert_int_equal (broker_core_counters (fx->core)->replies, 1);
@@ -219,7 +315,7 @@ sequential_requests_rotate_over_workers (void **state)
         const char *expected = workers[round % 3];
         receive (fx, client_request ("c1", "echo", "x"), 10);
         expect_request (fx, expected, "c1", "x");
-        receive (fx, worker_reply (expected, "c1", "y"), 10);
+        receive (fx, worker_reply (fx, expected, "c1", "y"), 10);
         expect_client_reply (fx, "c1", "echo", "y");
     }
 }
@@ -233,7 +329,7 @@ queued_requests_are_served_in_arrival_order (void **state)
     receive (fx, worker_ready ("w1", "echo", NULL), 2);
     expect_request (fx, "w1", "c1", "first");
     expect_nothing (fx);
-    receive (fx, worker_reply ("w1", "c1", "r1"), 3);
+    receive (fx, worker_reply (fx, "w1", "c1", "r1"), 3);
     expect_client_reply (fx, "c1", "echo", "r1");
     expect_request (fx, "w1", "c2", "second");
 }
@@ -378,7 +474,7 @@ mmi_stats_counts_requests_replies_and_invalid (void **state)
     for (int index = 0; index < 3; index++) {
         receive (fx, client_request ("c1", "echo", "x"), index * MS);
         expect_request (fx, "w1", "c1", "x");
-        receive (fx, worker_reply ("w1", "c1", "y"), index * MS + 250);
+        receive (fx, worker_reply (fx, "w1", "c1", "y"), index * MS + 250);
         expect_client_reply (fx, "c1", "echo", "y");
     }
     receive (fx, worker_command ("stranger", 9), 0);
@@ -456,21 +552,9 @@ invalid_traffic_is_refused_with_disconnect (void **state)
     msg = worker_ready ("w1", "echo", "5");
     zmsg_addstr (msg, "extra");
     check_refused (fx, msg);
-    check_refused (fx, worker_reply ("w1", "c1", "forged"));  //  unknown
-    msg = worker_command ("w1", CMQ_MDPW_REPLY);              //  missing frames
+    check_refused (fx, worker_reply (fx, "w1", "c1", "forged"));  //  unknown
+    msg = worker_command ("w1", CMQ_MDPW_REPLY);  //  missing frames
     zmsg_addstr (msg, "c1");
-    check_refused (fx, msg);
-
-    msg = zmsg_new ();  //  client without service
-    zmsg_addstr (msg, "w1");
-    zmsg_addmem (msg, NULL, 0);
-    zmsg_addstr (msg, CMQ_MDPC_HEADER);
-    check_refused (fx, msg);
-    msg = zmsg_new ();  //  client without body
-    zmsg_addstr (msg, "w1");
-    zmsg_addmem (msg, NULL, 0);
-    zmsg_addstr (msg, CMQ_MDPC_HEADER);
-    zmsg_addstr (msg, "echo");
     check_refused (fx, msg);
     assert_int_equal (broker_core_service_count (fx->core), 0);
 }
@@ -493,11 +577,12 @@ many_frames_pass_and_too_many_are_refused (void **state)
     assert_int_equal (zmsg_size (msg), 6 + BROKER_MESSAGE_MAX_FRAMES - 4);
     assert_frame (msg, 6, "part 0");
     assert_frame (msg, zmsg_size (msg) - 1, "part 1019");
+    held_t *held = hold_request_token (fx, msg, "w1", "c1");
     zmsg_destroy (&msg);
 
     //  The reply comes back with as many frames, in order.
     msg = worker_command ("w1", CMQ_MDPW_REPLY);
-    zmsg_addstr (msg, "c1");
+    zmsg_addmem (msg, held->token, held->size);
     zmsg_addmem (msg, NULL, 0);
     for (int part = 0; part < 5; part++)
         zmsg_addstrf (msg, "answer %d", part);
@@ -505,17 +590,20 @@ many_frames_pass_and_too_many_are_refused (void **state)
     msg = broker_outbox_pop (fx->outbox);
     assert_non_null (msg);
     assert_int_equal (zmsg_size (msg), 4 + 5);
+    assert_frame (msg, 0, "c1");
     assert_frame (msg, 3, "echo");
     assert_frame (msg, 4, "answer 0");
     assert_frame (msg, 8, "answer 4");
     zmsg_destroy (&msg);
 
+    //  One frame too many from a client: dropped and counted, and the
+    //  client is sent nothing, least of all DISCONNECT (§3: a client is
+    //  never sent a worker command; this test used to expect one).
     uint64_t invalid = broker_core_counters (fx->core)->invalid;
     msg = client_request ("c1", "echo", "part 0");
     for (int part = 1; part < BROKER_MESSAGE_MAX_FRAMES - 3; part++)
         zmsg_addstrf (msg, "part %d", part);
     receive (fx, msg, 0);
-    expect_command (fx, "c1", CMQ_MDPW_DISCONNECT);
     expect_nothing (fx);
     assert_int_equal (broker_core_counters (fx->core)->invalid, invalid + 1);
     assert_int_equal (broker_core_counters (fx->core)->requests, 1);
@@ -529,7 +617,7 @@ registered_worker_breaking_protocol_is_forgotten (void **state)
     check_refused (fx, worker_ready ("w1", "echo", NULL));  //  READY twice
 
     receive (fx, worker_ready ("w1", "echo", NULL), 0);
-    check_refused (fx, worker_reply ("w1", "c9", "forged"));  //  no request
+    check_refused (fx, worker_reply (fx, "w1", "c9", "forged"));  //  no request
 
     receive (fx, worker_ready ("w1", "echo", NULL), 0);
     zmsg_t *msg = worker_command ("w1", CMQ_MDPW_REQUEST);
@@ -548,10 +636,10 @@ forged_reply_never_reaches_a_client (void **state)
     receive (fx, client_request ("c1", "echo", "x"), 0);
     expect_request (fx, "w1", "c1", "x");
     //  w2 pretends to answer c1, whose request is on w1.
-    receive (fx, worker_reply ("w2", "c1", "forged"), 0);
+    receive (fx, worker_reply (fx, "w2", "c1", "forged"), 0);
     expect_command (fx, "w2", CMQ_MDPW_DISCONNECT);
     expect_nothing (fx);
-    receive (fx, worker_reply ("w1", "c1", "real"), 0);
+    receive (fx, worker_reply (fx, "w1", "c1", "real"), 0);
     expect_client_reply (fx, "c1", "echo", "real");
 }
 
@@ -578,7 +666,7 @@ worker_credit_allows_that_many_in_flight (void **state)
     expect_request (fx, "w1", "c1", "b");
     expect_nothing (fx);
     assert_int_equal (broker_core_queued (fx->core, "echo"), 1);
-    receive (fx, worker_reply ("w1", "c1", "ra"), 0);
+    receive (fx, worker_reply (fx, "w1", "c1", "ra"), 0);
     expect_client_reply (fx, "c1", "echo", "ra");
     expect_request (fx, "w1", "c1", "c");
 }
@@ -597,7 +685,7 @@ credit_workers_share_requests_front_first (void **state)
     receive (fx, client_request ("c1", "echo", "x"), 0);
     expect_nothing (fx);
     //  w2 replies first, so it gets the queued request.
-    receive (fx, worker_reply ("w2", "c1", "y"), 0);
+    receive (fx, worker_reply (fx, "w2", "c1", "y"), 0);
     expect_client_reply (fx, "c1", "echo", "y");
     expect_request (fx, "w2", "c1", "x");
 }
@@ -621,7 +709,7 @@ dead_workers_requests_go_to_the_next_worker (void **state)
     expect_command (fx, "w2", CMQ_MDPW_HEARTBEAT);  //  busy, not idle
     expect_nothing (fx);
     assert_int_equal (broker_core_queued (fx->core, "echo"), 2);
-    receive (fx, worker_reply ("w2", "c2", "done"), 3000 * MS);
+    receive (fx, worker_reply (fx, "w2", "c2", "done"), 3000 * MS);
     expect_client_reply (fx, "c2", "echo", "done");
     expect_request (fx, "w2", "c1", "job");
     assert_int_equal (broker_core_counters (fx->core)->redispatched, 1);
@@ -668,7 +756,9 @@ full_queue_drops_new_requests (void **state)
         receive (fx, client_request ("c1", "echo", "x"), 0);
     assert_int_equal (broker_core_queued (fx->core, "echo"), 3);
     assert_int_equal (broker_core_counters (fx->core)->dropped_queue_full, 2);
-    assert_int_equal (broker_core_counters (fx->core)->requests, 3);
+    //  Requests dropped on arrival count too (§3: requests = replies +
+    //  dropped + queued + in flight); this used to assert 3.
+    assert_int_equal (broker_core_counters (fx->core)->requests, 5);
 }
 
 static void
@@ -683,12 +773,14 @@ multi_frame_bodies_pass_through_intact (void **state)
     assert_int_equal (zmsg_size (msg), 8);
     assert_frame (msg, 6, "part1");
     assert_frame (msg, 7, "part2");
+    hold_request_token (fx, msg, "w1", "c1");
     zmsg_destroy (&msg);
-    msg = worker_reply ("w1", "c1", "r1");
+    msg = worker_reply (fx, "w1", "c1", "r1");
     zmsg_addstr (msg, "r2");
     receive (fx, msg, 0);
     msg = broker_outbox_pop (fx->outbox);
     assert_int_equal (zmsg_size (msg), 6);
+    assert_frame (msg, 0, "c1");
     assert_frame (msg, 4, "r1");
     assert_frame (msg, 5, "r2");
     zmsg_destroy (&msg);
@@ -702,13 +794,14 @@ queued_multi_frame_request_survives_packing_and_redispatch (void **state)
     zmsg_addmem (msg, NULL, 0);  //  empty frames survive too
     zmsg_addstr (msg, "a longer third part, well over thirty-three bytes");
     receive (fx, msg, 0);
+    held_t *tokens[2];
     for (int round = 0; round < 2; round++) {
         const char *worker = round ? "w2" : "w1";
         receive (fx, worker_ready (worker, "echo", NULL), 0);
         msg = broker_outbox_pop (fx->outbox);
         assert_int_equal (zmsg_size (msg), 9);
         assert_frame (msg, 0, worker);
-        assert_frame (msg, 4, "c1");
+        tokens[round] = hold_request_token (fx, msg, worker, "c1");
         assert_frame (msg, 6, "part1");
         assert_frame (msg, 7, "");
         assert_frame (msg, 8,
@@ -717,8 +810,532 @@ queued_multi_frame_request_survives_packing_and_redispatch (void **state)
         if (round == 0)
             receive (fx, worker_command ("w1", CMQ_MDPW_DISCONNECT), 0);
     }
-    receive (fx, worker_reply ("w2", "c1", "done"), 0);
+    //  A request keeps its token when it is sent again.
+    assert_memory_equal (tokens[0]->token, tokens[1]->token,
+                         BROKER_REQUEST_TOKEN_BYTES);
+    receive (fx, worker_reply (fx, "w2", "c1", "done"), 0);
     expect_client_reply (fx, "c1", "echo", "done");
+}
+
+//  ---------------------------------------------------------------------
+//  Issue 13
+
+//  A credit worker answers R2 first, then says DISCONNECT: R2's client
+//  got its reply, and R1 (not R2) is the request sent again (§3).
+static void
+credit_worker_answering_out_of_order_loses_nothing (void **state)
+{
+    fixture_t *fx = (fixture_t *) *state;
+    receive (fx, worker_ready ("w1", "echo", "2"), 0);
+    receive (fx, client_request ("c1", "echo", "R1"), 0);
+    held_t *first = expect_request (fx, "w1", "c1", "R1");
+    receive (fx, client_request ("c1", "echo", "R2"), 0);
+    held_t *second = expect_request (fx, "w1", "c1", "R2");
+    assert_memory_not_equal (first->token, second->token,
+                             BROKER_REQUEST_TOKEN_BYTES);
+    receive (fx, worker_reply_to ("w1", second->token, second->size, "A2"), 0);
+    expect_client_reply (fx, "c1", "echo", "A2");
+    receive (fx, worker_command ("w1", CMQ_MDPW_DISCONNECT), 0);
+    expect_nothing (fx);
+    receive (fx, worker_ready ("w2", "echo", NULL), 0);
+    held_t *again = expect_request (fx, "w2", "c1", "R1");
+    assert_memory_equal (again->token, first->token,
+                         BROKER_REQUEST_TOKEN_BYTES);
+    receive (fx, worker_reply (fx, "w2", "c1", "A1"), 0);
+    expect_client_reply (fx, "c1", "echo", "A1");
+    expect_nothing (fx);
+    const broker_counters_t *counters = broker_core_counters (fx->core);
+    assert_int_equal (counters->replies, 2);
+    assert_int_equal (counters->redispatched, 1);
+}
+
+//  Replies in any order each reach the client of their own request.
+static void
+replies_in_reverse_order_reach_their_own_clients (void **state)
+{
+    fixture_t *fx = (fixture_t *) *state;
+    receive (fx, worker_ready ("w1", "echo", "3"), 0);
+    const char *clients[] = { "c1", "c2", "c1" };
+    const char *bodies[] = { "q0", "q1", "q2" };
+    held_t *held[3];
+    for (int index = 0; index < 3; index++) {
+        receive (fx, client_request (clients[index], "echo", bodies[index]), 0);
+        held[index] = expect_request (fx, "w1", clients[index], bodies[index]);
+    }
+    const char *answers[] = { "a0", "a1", "a2" };
+    for (int index = 2; index >= 0; index--) {
+        receive (fx,
+                 worker_reply_to ("w1", held[index]->token, held[index]->size,
+                                  answers[index]),
+                 0);
+        expect_client_reply (fx, clients[index], "echo", answers[index]);
+    }
+    expect_nothing (fx);
+}
+
+//  A token answered once names nothing any more: the second REPLY is
+//  invalid traffic, and never reaches a client.
+static void
+token_answered_twice_is_refused (void **state)
+{
+    fixture_t *fx = (fixture_t *) *state;
+    receive (fx, worker_ready ("w1", "echo", "2"), 0);
+    receive (fx, client_request ("c1", "echo", "x"), 0);
+    held_t *held = expect_request (fx, "w1", "c1", "x");
+    receive (fx, worker_reply_to ("w1", held->token, held->size, "y"), 0);
+    expect_client_reply (fx, "c1", "echo", "y");
+    //  The slot is taken again by the next request; the old token still
+    //  does not name it.
+    receive (fx, client_request ("c2", "echo", "z"), 0);
+    expect_request (fx, "w1", "c2", "z");
+    receive (fx, worker_reply_to ("w1", held->token, held->size, "again"), 0);
+    expect_command (fx, "w1", CMQ_MDPW_DISCONNECT);
+    expect_nothing (fx);
+    assert_int_equal (broker_core_counters (fx->core)->replies, 1);
+}
+
+//  A worker that returns another worker's token, or a token of the wrong
+//  size, or one it altered, is refused and the request stays where it was.
+static void
+token_of_another_workers_request_is_refused (void **state)
+{
+    fixture_t *fx = (fixture_t *) *state;
+    receive (fx, worker_ready ("w1", "echo", NULL), 0);
+    receive (fx, worker_ready ("w2", "echo", NULL), 0);
+    receive (fx, client_request ("c1", "echo", "x"), 0);
+    held_t *held = expect_request (fx, "w1", "c1", "x");
+    receive (fx, worker_reply_to ("w2", held->token, held->size, "forged"), 0);
+    expect_command (fx, "w2", CMQ_MDPW_DISCONNECT);
+    expect_nothing (fx);
+
+    byte altered[BROKER_REQUEST_TOKEN_BYTES];
+    memcpy (altered, held->token, sizeof (altered));
+    altered[sizeof (altered) - 1] ^= 1;
+    receive (fx, worker_ready ("w3", "echo", NULL), 0);
+    receive (fx, worker_reply_to ("w3", altered, sizeof (altered), "f"), 0);
+    expect_command (fx, "w3", CMQ_MDPW_DISCONNECT);
+    receive (fx, worker_ready ("w4", "echo", NULL), 0);
+    receive (fx, worker_reply_to ("w4", held->token, 4, "f"), 0);
+    expect_command (fx, "w4", CMQ_MDPW_DISCONNECT);
+    expect_nothing (fx);
+
+    receive (fx, worker_reply_to ("w1", held->token, held->size, "real"), 0);
+    expect_client_reply (fx, "c1", "echo", "real");
+}
+
+//  R1 to w1, R2 to w2, R3 queued; w1 then w2 say DISCONNECT: the queue is
+//  R1, R2, R3 again, in order of first arrival (§5).
+static void
+redispatched_requests_return_in_order_of_first_arrival (void **state)
+{
+    fixture_t *fx = (fixture_t *) *state;
+    receive (fx, worker_ready ("w1", "echo", NULL), 0);
+    receive (fx, worker_ready ("w2", "echo", NULL), 0);
+    receive (fx, client_request ("c1", "echo", "R1"), 1 * MS);
+    expect_request (fx, "w1", "c1", "R1");
+    receive (fx, client_request ("c2", "echo", "R2"), 2 * MS);
+    expect_request (fx, "w2", "c2", "R2");
+    receive (fx, client_request ("c3", "echo", "R3"), 3 * MS);
+    receive (fx, worker_command ("w1", CMQ_MDPW_DISCONNECT), 4 * MS);
+    receive (fx, worker_command ("w2", CMQ_MDPW_DISCONNECT), 5 * MS);
+    expect_nothing (fx);
+    assert_int_equal (broker_core_queued (fx->core, "echo"), 3);
+    receive (fx, worker_ready ("w3", "echo", "3"), 6 * MS);
+    expect_request (fx, "w3", "c1", "R1");
+    expect_request (fx, "w3", "c2", "R2");
+    expect_request (fx, "w3", "c3", "R3");
+    expect_nothing (fx);
+}
+
+//  The same with the dead worker's own requests out of arrival order (a
+//  credit worker that got one of them back): they still go in sorted.
+static void
+redispatch_sorts_a_workers_requests_by_first_arrival (void **state)
+{
+    fixture_t *fx = (fixture_t *) *state;
+    receive (fx, worker_ready ("w1", "echo", "3"), 0);
+    receive (fx, worker_ready ("w2", "echo", NULL), 0);
+    receive (fx, client_request ("c1", "echo", "R1"), 1 * MS);
+    expect_request (fx, "w1", "c1", "R1");
+    receive (fx, client_request ("c1", "echo", "R2"), 2 * MS);
+    expect_request (fx, "w2", "c1", "R2");
+    receive (fx, client_request ("c1", "echo", "R3"), 3 * MS);
+    expect_request (fx, "w1", "c1", "R3");
+    //  w2 dies: R2 goes to w1, after R3 in w1's list.
+    receive (fx, worker_command ("w2", CMQ_MDPW_DISCONNECT), 4 * MS);
+    expect_request (fx, "w1", "c1", "R2");
+    receive (fx, client_request ("c1", "echo", "R4"), 5 * MS);
+    receive (fx, worker_command ("w1", CMQ_MDPW_DISCONNECT), 6 * MS);
+    receive (fx, worker_ready ("w3", "echo", "4"), 7 * MS);
+    expect_request (fx, "w3", "c1", "R1");
+    expect_request (fx, "w3", "c1", "R2");
+    expect_request (fx, "w3", "c1", "R3");
+    expect_request (fx, "w3", "c1", "R4");
+    expect_nothing (fx);
+}
+
+//  R1 (t=0) behind a younger R2 (t=1 s) in the same setup: R1 is dropped
+//  at its timeout (5 s), R2 is still served, and R1 never goes out.
+static void
+request_behind_a_younger_one_expires_on_time (void **state)
+{
+    fixture_t *fx = (fixture_t *) *state;  //  queue timeout 5000 ms
+    receive (fx, worker_ready ("w1", "echo", NULL), 0);
+    receive (fx, worker_ready ("w2", "echo", NULL), 0);
+    receive (fx, client_request ("c1", "echo", "R1"), 0);
+    expect_request (fx, "w1", "c1", "R1");
+    receive (fx, client_request ("c2", "echo", "R2"), 1000 * MS);
+    expect_request (fx, "w2", "c2", "R2");
+    //  w1 dies first, then w2: putting re-dispatched requests at the
+    //  front would queue R2 ahead of R1.
+    receive (fx, worker_command ("w1", CMQ_MDPW_DISCONNECT), 1500 * MS);
+    receive (fx, worker_command ("w2", CMQ_MDPW_DISCONNECT), 2000 * MS);
+    assert_int_equal (broker_core_queued (fx->core, "echo"), 2);
+    broker_core_on_tick (fx->core, 4999 * MS, fx->outbox);
+    assert_int_equal (broker_core_queued (fx->core, "echo"), 2);
+    broker_core_on_tick (fx->core, 5000 * MS, fx->outbox);
+    assert_int_equal (broker_core_queued (fx->core, "echo"), 1);
+    assert_int_equal (broker_core_counters (fx->core)->dropped_expired, 1);
+    receive (fx, worker_ready ("w3", "echo", "2"), 5500 * MS);
+    expect_request (fx, "w3", "c2", "R2");
+    expect_nothing (fx);
+}
+
+//  A request whose timeout passed since the last tick is not handed out:
+//  dispatch checks too.
+static void
+dispatch_never_hands_out_an_expired_request (void **state)
+{
+    fixture_t *fx = (fixture_t *) *state;  //  queue timeout 5000 ms
+    receive (fx, client_request ("c1", "echo", "old"), 0);
+    receive (fx, client_request ("c2", "echo", "young"), 1 * MS);
+    receive (fx, worker_ready ("w1", "echo", "2"), 5000 * MS);
+    expect_request (fx, "w1", "c2", "young");
+    expect_nothing (fx);
+    assert_int_equal (broker_core_counters (fx->core)->dropped_expired, 1);
+    //  The tick after finds nothing more to do.
+    broker_core_on_tick (fx->core, 5000 * MS, fx->outbox);
+    assert_int_equal (broker_core_counters (fx->core)->dropped_expired, 1);
+}
+
+//  A request in flight past its timeout whose worker dies is dropped as
+//  expired, not queued again.
+static void
+request_past_its_timeout_is_not_redispatched (void **state)
+{
+    fixture_t *fx = (fixture_t *) *state;
+    receive (fx, worker_ready ("w1", "echo", NULL), 0);
+    receive (fx, client_request ("c1", "echo", "slow"), 0);
+    expect_request (fx, "w1", "c1", "slow");
+    receive (fx, worker_command ("w1", CMQ_MDPW_HEARTBEAT), 2500 * MS);
+    broker_core_on_tick (fx->core, 5000 * MS, fx->outbox);
+    expect_command (fx, "w1", CMQ_MDPW_HEARTBEAT);
+    receive (fx, worker_command ("w1", CMQ_MDPW_DISCONNECT), 5100 * MS);
+    receive (fx, worker_ready ("w2", "echo", NULL), 5100 * MS);
+    expect_nothing (fx);
+    const broker_counters_t *counters = broker_core_counters (fx->core);
+    assert_int_equal (counters->dropped_expired, 1);
+    assert_int_equal (counters->redispatched, 0);
+}
+
+//  Expiry pops only what is due, across many services, and services left
+//  without requests or workers go.
+static void
+expiry_drops_only_due_requests_across_services (void **state)
+{
+    fixture_t *fx = (fixture_t *) *state;
+    char name[32];
+    for (int index = 0; index < 200; index++) {
+        snprintf (name, sizeof (name), "svc-%d", index);
+        receive (fx, client_request ("c1", name, "x"), index * 10 * MS);
+    }
+    assert_int_equal (broker_core_service_count (fx->core), 200);
+    broker_core_on_tick (fx->core, 5995 * MS, fx->outbox);
+    assert_int_equal (broker_core_counters (fx->core)->dropped_expired, 100);
+    assert_int_equal (broker_core_service_count (fx->core), 100);
+    assert_int_equal (broker_core_queued (fx->core, "svc-99"), 0);
+    assert_int_equal (broker_core_queued (fx->core, "svc-100"), 1);
+    broker_core_on_tick (fx->core, 7000 * MS, fx->outbox);
+    assert_int_equal (broker_core_counters (fx->core)->dropped_expired, 200);
+    assert_int_equal (broker_core_service_count (fx->core), 0);
+}
+
+//  At --max-services, a READY for a new name evicts a service that has
+//  only queued requests (dropped as no_service); a client's request for
+//  a new name is still dropped (§3).
+static void
+ready_at_max_services_evicts_a_service_without_workers (void **state)
+{
+    fixture_t *fx = (fixture_t *) *state;
+    broker_config_t config;
+    test_config (&config);
+    config.max_services = 2;
+    reconfigure (fx, &config);
+    receive (fx, worker_ready ("w1", "live", NULL), 0);
+    receive (fx, client_request ("c1", "ghost", "a"), 0);
+    receive (fx, client_request ("c1", "ghost", "b"), 0);
+    receive (fx, client_request ("c1", "other", "c"), 0);  //  over the limit
+    assert_int_equal (broker_core_counters (fx->core)->dropped_no_service, 1);
+    assert_int_equal (broker_core_service_count (fx->core), 2);
+
+    receive (fx, worker_ready ("w2", "cart", NULL), 0);
+    expect_nothing (fx);  //  no DISCONNECT: ghost gave way
+    assert_int_equal (broker_core_worker_count (fx->core), 2);
+    assert_int_equal (broker_core_service_count (fx->core), 2);
+    assert_int_equal (broker_core_queued (fx->core, "ghost"), 0);
+    assert_int_equal (broker_core_counters (fx->core)->dropped_no_service, 3);
+
+    //  Every service has a worker now: a READY for a third name is
+    //  refused, as before.
+    receive (fx, worker_ready ("w3", "third", NULL), 0);
+    expect_command (fx, "w3", CMQ_MDPW_DISCONNECT);
+    //  cart loses its worker while a request waits: it gives way next.
+    receive (fx, client_request ("c1", "cart", "q"), 0);
+    expect_request (fx, "w2", "c1", "q");
+    receive (fx, worker_command ("w2", CMQ_MDPW_DISCONNECT), 0);
+    assert_int_equal (broker_core_queued (fx->core, "cart"), 1);
+    receive (fx, worker_ready ("w4", "fourth", NULL), 0);
+    expect_nothing (fx);
+    assert_int_equal (broker_core_queued (fx->core, "cart"), 0);
+    assert_int_equal (broker_core_counters (fx->core)->dropped_no_service, 4);
+    //  A worker of the service itself never evicts it.
+    receive (fx, client_request ("c1", "fourth", "r"), 0);
+    expect_request (fx, "w4", "c1", "r");
+}
+
+//  A worker-less service that gets a worker is no longer a candidate.
+static void
+service_with_a_worker_again_is_not_evicted (void **state)
+{
+    fixture_t *fx = (fixture_t *) *state;
+    broker_config_t config;
+    test_config (&config);
+    config.max_services = 2;
+    reconfigure (fx, &config);
+    receive (fx, client_request ("c1", "first", "a"), 0);
+    receive (fx, client_request ("c1", "second", "b"), 0);
+    receive (fx, worker_ready ("w1", "first", NULL), 0);
+    expect_request (fx, "w1", "c1", "a");
+    receive (fx, worker_ready ("w2", "third", NULL), 0);
+    expect_nothing (fx);
+    assert_int_equal (broker_core_queued (fx->core, "second"), 0);
+    receive (fx, worker_reply (fx, "w1", "c1", "ok"), 0);
+    expect_client_reply (fx, "c1", "first", "ok");
+    receive (fx, worker_ready ("w3", "fourth", NULL), 0);
+    expect_command (fx, "w3", CMQ_MDPW_DISCONNECT);
+}
+
+//  Throws away what the core sent so far.
+static void
+drain (fixture_t *fx)
+{
+    zmsg_t *msg;
+    while ((msg = broker_outbox_pop (fx->outbox)))
+        zmsg_destroy (&msg);
+}
+
+static void
+assert_stats_identity (fixture_t *fx)
+{
+    const broker_counters_t *counters = broker_core_counters (fx->core);
+    uint64_t dropped =
+      counters->dropped_expired + counters->dropped_queue_full +
+      counters->dropped_redispatch_limit + counters->dropped_no_service +
+      counters->dropped_output_full;
+    assert_int_equal (counters->requests,
+                      counters->replies + dropped +
+                        broker_core_queued_total (fx->core) +
+                        broker_core_in_flight (fx->core));
+}
+
+//  requests = replies + dropped + queued + in flight at every step of a
+//  scenario with every kind of drop, re-dispatch and expiry (§3).
+static void
+stats_identity_holds_through_drops_redispatch_and_expiry (void **state)
+{
+    fixture_t *fx = (fixture_t *) *state;  //  max_queued 3, timeout 5 s
+    broker_config_t config;
+    test_config (&config);
+    config.max_services = 3;
+    config.max_redispatch = 1;
+    reconfigure (fx, &config);
+    //  queue_full: 5 for a service with no worker, 3 kept.
+    for (int index = 0; index < 5; index++) {
+        receive (fx, client_request ("c1", "echo", "q"), 0);
+        assert_stats_identity (fx);
+    }
+    //  no_service on arrival: a third and fourth name.
+    receive (fx, client_request ("c1", "other", "o"), 0);
+    receive (fx, client_request ("c1", "third", "t"), 0);
+    receive (fx, client_request ("c1", "fourth", "f"), 0);
+    assert_stats_identity (fx);
+    assert_int_equal (broker_core_counters (fx->core)->dropped_no_service, 1);
+    //  Served, re-dispatched, then redispatch_limit.
+    receive (fx, worker_ready ("w1", "echo", "2"), 100 * MS);
+    expect_request (fx, "w1", "c1", "q");
+    expect_request (fx, "w1", "c1", "q");
+    receive (fx, worker_reply (fx, "w1", "c1", "r"), 100 * MS);
+    expect_client_reply (fx, "c1", "echo", "r");
+    expect_request (fx, "w1", "c1", "q");
+    assert_stats_identity (fx);
+    receive (fx, worker_command ("w1", CMQ_MDPW_DISCONNECT), 200 * MS);
+    assert_stats_identity (fx);
+    receive (fx, worker_ready ("w2", "echo", "3"), 300 * MS);
+    drain (fx);
+    receive (fx, worker_command ("w2", CMQ_MDPW_DISCONNECT), 300 * MS);
+    assert_stats_identity (fx);
+    assert_true (broker_core_counters (fx->core)->dropped_redispatch_limit > 0);
+    //  Output full: the shell could not deliver a reply.
+    receive (fx, worker_ready ("w3", "other", NULL), 400 * MS);
+    expect_request (fx, "w3", "c1", "o");
+    receive (fx, worker_reply (fx, "w3", "c1", "r"), 400 * MS);
+    broker_core_reply_unsent (fx->core);
+    assert_stats_identity (fx);
+    //  no_service by eviction, then expiry.
+    receive (fx, client_request ("c1", "echo", "late"), 500 * MS);
+    receive (fx, worker_ready ("w4", "fourth", NULL), 500 * MS);
+    assert_stats_identity (fx);
+    receive (fx, client_request ("c1", "fourth", "held"), 600 * MS);
+    broker_core_on_tick (fx->core, 10000 * MS, fx->outbox);
+    assert_stats_identity (fx);
+    //  MMI and invalid client messages are not requests.
+    uint64_t requests = broker_core_counters (fx->core)->requests;
+    receive (fx, client_request ("c1", "mmi.stats", ""), 10000 * MS);
+    zmsg_t *msg = zmsg_new ();
+    zmsg_addstr (msg, "c1");
+    zmsg_addmem (msg, NULL, 0);
+    zmsg_addstr (msg, CMQ_MDPC_HEADER);
+    zmsg_addstr (msg, "echo");
+    receive (fx, msg, 10000 * MS);
+    assert_int_equal (broker_core_counters (fx->core)->requests, requests);
+    assert_stats_identity (fx);
+    const broker_counters_t *counters = broker_core_counters (fx->core);
+    assert_true (counters->dropped_expired > 0);
+    assert_true (counters->dropped_queue_full > 0);
+    assert_true (counters->dropped_no_service > 1);
+    assert_true (counters->dropped_output_full > 0);
+    assert_true (counters->redispatched > 0);
+}
+
+//  mmi.stats carries the identity's terms: queued and in_flight.
+static void
+mmi_stats_reports_queued_and_in_flight (void **state)
+{
+    fixture_t *fx = (fixture_t *) *state;
+    receive (fx, worker_ready ("w1", "echo", NULL), 0);
+    receive (fx, client_request ("c1", "echo", "a"), 0);
+    expect_request (fx, "w1", "c1", "a");
+    receive (fx, client_request ("c1", "echo", "b"), 0);
+    receive (fx, client_request ("c1", "nobody", "c"), 0);
+    receive (fx, client_request ("c1", "mmi.stats", ""), 0);
+    msgpack_unpacked unpacked;
+    zmsg_t *reply = unpack_reply_body (fx, &unpacked);
+    assert_int_equal (map_uint (&unpacked.data, "requests"), 3);
+    assert_int_equal (map_uint (&unpacked.data, "queued"), 2);
+    assert_int_equal (map_uint (&unpacked.data, "in_flight"), 1);
+    msgpack_unpacked_destroy (&unpacked);
+    zmsg_destroy (&reply);
+}
+
+//  READY credit: 1 to 10 digits, leading zeros allowed (§3).
+static void
+ready_credit_takes_leading_zeros (void **state)
+{
+    fixture_t *fx = (fixture_t *) *state;
+    receive (fx, worker_ready ("w1", "echo", "00002"), 0);
+    receive (fx, worker_ready ("w2", "echo", "0000000001"), 0);
+    expect_nothing (fx);
+    assert_int_equal (broker_core_worker_count (fx->core), 2);
+    const char *expected[] = { "w1", "w2", "w1" };
+    for (int index = 0; index < 3; index++) {
+        receive (fx, client_request ("c1", "echo", "x"), 0);
+        expect_request (fx, expected[index], "c1", "x");
+    }
+    receive (fx, client_request ("c1", "echo", "x"), 0);
+    expect_nothing (fx);
+}
+
+static void
+ready_credit_outside_the_rules_gets_disconnect (void **state)
+{
+    fixture_t *fx = (fixture_t *) *state;
+    const char *bad[] = { "00000000016", "0",   "0000000000", "1001",
+                          "9999999999",  "16 ", " 16",        "-1",
+                          "1e3",         "" };
+    for (size_t index = 0; index < sizeof (bad) / sizeof (bad[0]); index++) {
+        receive (fx, worker_ready ("w1", "echo", bad[index]), 0);
+        expect_command (fx, "w1", CMQ_MDPW_DISCONNECT);
+        assert_int_equal (broker_core_worker_count (fx->core), 0);
+    }
+    zmsg_t *msg = worker_ready ("w1", "echo", "0016");
+    zmsg_addstr (msg, "third");
+    receive (fx, msg, 0);
+    expect_command (fx, "w1", CMQ_MDPW_DISCONNECT);
+    assert_int_equal (broker_core_worker_count (fx->core), 0);
+}
+
+//  mmi.service compares the whole frame: "echo\0junk" is not "echo".
+static void
+mmi_service_compares_the_whole_frame (void **state)
+{
+    fixture_t *fx = (fixture_t *) *state;
+    receive (fx, worker_ready ("w1", "echo", NULL), 0);
+    zmsg_t *msg = client_request ("c1", "mmi.service", "x");
+    zframe_t *last = zmsg_last (msg);
+    zframe_reset (last, "echo\0junk", 9);
+    receive (fx, msg, 0);
+    expect_client_reply (fx, "c1", "mmi.service", "404");
+    msg = client_request ("c1", "mmi.service", "x");
+    zframe_reset (zmsg_last (msg), "echo\0", 5);
+    receive (fx, msg, 0);
+    expect_client_reply (fx, "c1", "mmi.service", "404");
+    receive (fx, client_request ("c1", "mmi.service", "echo"), 0);
+    expect_client_reply (fx, "c1", "mmi.service", "200");
+    receive (fx, client_request ("c1", "mmi.service", "ech"), 0);
+    expect_client_reply (fx, "c1", "mmi.service", "404");
+}
+
+//  Invalid messages with the client header are dropped and counted; the
+//  client is sent nothing (§3: never a worker command), and no request
+//  is counted.
+static void
+invalid_client_messages_are_dropped_without_disconnect (void **state)
+{
+    fixture_t *fx = (fixture_t *) *state;
+    receive (fx, worker_ready ("w1", "echo", NULL), 0);
+    zmsg_t *msg;
+    for (int kind = 0; kind < 4; kind++) {
+        msg = zmsg_new ();
+        zmsg_addstr (msg, "c1");
+        zmsg_addmem (msg, NULL, 0);
+        zmsg_addstr (msg, CMQ_MDPC_HEADER);
+        if (kind == 1)
+            zmsg_addstr (msg, "echo");  //  no body
+        else if (kind == 2)
+            zmsg_addmem (msg, NULL, 0);  //  empty service name
+        else if (kind == 3) {
+            char name[CMQ_MAX_SERVICE_NAME_BYTES + 1];
+            memset (name, 'n', sizeof (name));
+            zmsg_addmem (msg, name, sizeof (name));  //  256 bytes
+            zmsg_addstr (msg, "body");
+        }
+        receive (fx, msg, 0);
+        expect_nothing (fx);
+        assert_int_equal (broker_core_counters (fx->core)->invalid,
+                          (uint64_t) kind + 1);
+    }
+    //  Even from a peer that is a registered worker: no DISCONNECT, and
+    //  it stays registered.
+    msg = zmsg_new ();
+    zmsg_addstr (msg, "w1");
+    zmsg_addmem (msg, NULL, 0);
+    zmsg_addstr (msg, CMQ_MDPC_HEADER);
+    zmsg_addstr (msg, "echo");
+    receive (fx, msg, 0);
+    expect_nothing (fx);
+    assert_int_equal (broker_core_worker_count (fx->core), 1);
+    assert_int_equal (broker_core_counters (fx->core)->requests, 0);
+    assert_int_equal (broker_core_service_count (fx->core), 1);
 }
 
 int
@@ -751,6 +1368,24 @@ main (void)
         T (full_queue_drops_new_requests),
         T (multi_frame_bodies_pass_through_intact),
         T (queued_multi_frame_request_survives_packing_and_redispatch),
+        T (credit_worker_answering_out_of_order_loses_nothing),
+        T (replies_in_reverse_order_reach_their_own_clients),
+        T (token_answered_twice_is_refused),
+        T (token_of_another_workers_request_is_refused),
+        T (redispatched_requests_return_in_order_of_first_arrival),
+        T (redispatch_sorts_a_workers_requests_by_first_arrival),
+        T (request_behind_a_younger_one_expires_on_time),
+        T (dispatch_never_hands_out_an_expired_request),
+        T (request_past_its_timeout_is_not_redispatched),
+        T (expiry_drops_only_due_requests_across_services),
+        T (ready_at_max_services_evicts_a_service_without_workers),
+        T (service_with_a_worker_again_is_not_evicted),
+        T (stats_identity_holds_through_drops_redispatch_and_expiry),
+        T (mmi_stats_reports_queued_and_in_flight),
+        T (ready_credit_takes_leading_zeros),
+        T (ready_credit_outside_the_rules_gets_disconnect),
+        T (mmi_service_compares_the_whole_frame),
+        T (invalid_client_messages_are_dropped_without_disconnect),
 #undef T
     };
     return cmocka_run_group_tests (tests, NULL, NULL);

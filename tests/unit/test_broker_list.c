@@ -123,6 +123,35 @@ one_object_sits_in_two_lists (void **state)
     assert_true (broker_link_is_listed (&items[1].first_link));
 }
 
+//  Walks both ways, and inserting after the head puts a link first: how
+//  the core merges re-dispatched requests into a queue in arrival order.
+static void
+walks_both_ways_and_inserts_in_the_middle (void **state)
+{
+    (void) state;
+    broker_list_t list;
+    broker_list_init (&list);
+    item_t items[4];
+    memset (items, 0, sizeof (items));
+    for (int index = 0; index < 4; index++)
+        items[index].value = index + 1;
+    broker_list_add_end (&list, &items[1].first_link);
+    broker_list_add_end (&list, &items[3].first_link);
+    assert_ptr_equal (broker_list_next (&list, &list.head),
+                      &items[1].first_link);
+    assert_null (broker_list_prev (&list, &items[1].first_link));
+    assert_ptr_equal (broker_list_prev (&list, &items[3].first_link),
+                      &items[1].first_link);
+    broker_list_insert_after (&list, &items[1].first_link,
+                              &items[2].first_link);
+    broker_list_insert_after (&list, &list.head, &items[0].first_link);
+    char values[8];
+    s_values (&list, values);
+    assert_string_equal (values, "1234");
+    assert_int_equal (broker_list_size (&list), 4);
+    assert_null (broker_list_next (&list, &items[3].first_link));
+}
+
 int
 main (void)
 {
@@ -131,6 +160,7 @@ main (void)
         cmocka_unit_test (adds_at_both_ends_keep_order),
         cmocka_unit_test (remove_and_move_keep_the_rest_linked),
         cmocka_unit_test (one_object_sits_in_two_lists),
+        cmocka_unit_test (walks_both_ways_and_inserts_in_the_middle),
     };
     return cmocka_run_group_tests (tests, NULL, NULL);
 }

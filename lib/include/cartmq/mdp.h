@@ -19,6 +19,7 @@
 #define CMQ_MAX_SERVICE_NAME_BYTES 255
 #define CMQ_MAX_FRAME_BYTES        (1024 * 1024)
 #define CMQ_MAX_CREDIT             1000
+#define CMQ_MAX_CREDIT_DIGITS      10  //  "0000000016" is 16
 
 typedef enum {
     CMQ_MDPW_READY = 1,
@@ -102,8 +103,9 @@ const char *cmq_mdp_status_str (cmq_mdp_status_t status);
 //  True if a frame holds exactly this string.
 bool cmq_mdp_frame_is (zframe_t *frame, const char *string);
 
-//  Parses the credit frame of READY: plain decimal digits, 1..1000.
-//  Returns the credit, or -1 if the frame is anything else.
+//  Parses the credit frame of READY: 1 to 10 ASCII digits (leading zeros
+//  allowed) whose value is 1..1000. Returns the credit, or -1 if the frame
+//  is anything else.
 int cmq_mdp_parse_credit (zframe_t *frame);
 
 //  Builders: each returns a new message starting with the empty delimiter
