@@ -385,7 +385,6 @@ s_shell_new (const broker_shell_config_t *config, int *exit_code)
     //  Fewer connections may wait to be accepted than the guard keeps
     //  descriptors free for (broker_guard.h).
     zsock_set_backlog (self->router, BROKER_GUARD_BACKLOG);
-    s_raise_fd_limit ();
     *exit_code = 1;
     if (config->curve_secret && s_setup_curve (self, config)) {
         broker_shell_destroy (&self);
@@ -397,6 +396,7 @@ s_shell_new (const broker_shell_config_t *config, int *exit_code)
             broker_shell_destroy (&self);
             return NULL;
         }
+    s_raise_fd_limit ();
     if (s_start_guard (self)) {
         broker_shell_destroy (&self);
         return NULL;
