@@ -37,7 +37,9 @@ struct _broker_shell_t {
     uint64_t full_replies;      //  ... summed since the last log line
     uint64_t full_requests;
     uint64_t full_others;
-    int64_t full_logged_us;            //  when that line was last written
+    int64_t full_logged_us;  //  when that line was last written
+    byte full_peer[256];     //  routing id of the last full peer
+    size_t full_peer_size;
     broker_ratelimit_t revoked_limit;  //  messages from revoked keys
 };
 
@@ -80,10 +82,11 @@ s_is_public (const char *endpoint)
            strncmp (host, "[::1]:", 6) != 0 && strncmp (host, "lo:", 3) != 0;
 }
 
-//  Hands the allow-list to the ZAP handler and waits until it has it. A
-//  signal (SIGHUP) may interrupt the wait; the answer must still be
-//  taken, or it would be read as the answer to the next command.
-static void
+//  Hands the allow-list to the ZAP handler and waits until it has it: 0,
+//  or -1 if the handler is not working. A signal (SIGHUP) may interrupt
+//  the wait; the answer must still be taken, or it would be read as the
+//  answer to the next command.
+static int
 s_zap_set_keys (broker_shell_t *self)
 {
     zmsg_t *msg = zmsg_new ();
@@ -92,8 +95,11 @@ s_zap_set_keys (broker_shell_t *self)
          item = zhashx_next (self->allowed))
         zmsg_addstr (msg, (const char *) zhashx_cursor (self->allowed));
     zmsg_send (&msg, self->auth);
-    while (zsock_wait (self->auth) == -1 && errno == EINTR && !zsys_interrupted)
+    int status;
+    while ((status = zsock_wait (self->auth)) == -1 && errno == EINTR &&
+           !zsys_interrupted)
         ;
+    return status == 0 ? 0 : -1;
 }
 
 static bool
@@ -212,7 +218,10 @@ s_setup_curve (broker_shell_t *self, const broker_shell_config_t *config)
     self->curve_clients = strdup (config->curve_clients);
     self->auth = zactor_new (broker_zap_actor, NULL);
     self->allowed = s_load_allowed (self->curve_clients);
-    s_zap_set_keys (self);
+    if (s_zap_set_keys (self)) {
+        zcert_destroy (&cert);
+        return -1;
+    }
     zcert_apply (cert, self->router);
     zsock_set_curve_server (self->router, 1);
     zcert_destroy (&cert);
@@ -233,12 +242,31 @@ s_reload (broker_shell_t *self)
                   self->curve_clients);
     zhashx_destroy (&self->allowed);
     self->allowed = s_load_allowed (self->curve_clients);
-    s_zap_set_keys (self);
+    if (s_zap_set_keys (self))
+        cmq_log_error ("SIGHUP: the ZAP handler did not take the new "
+                       "allow-list; new connections are refused");
+}
+
+//  One line a second at most sums up what full peers refused.
+static void
+s_log_full (broker_shell_t *self, int64_t now_us)
+{
+    if (!(self->full_replies | self->full_requests | self->full_others) ||
+        now_us - self->full_logged_us < 1000000)
+        return;
+    char peer[CMQ_LOG_ESCAPED_BYTES (32)];
+    cmq_log_escape (self->full_peer, self->full_peer_size, peer, sizeof (peer));
+    cmq_log_warning (
+      "output full: dropped replies=%" PRIu64 " requests=%" PRIu64
+      " other=%" PRIu64 " since the last such line; last peer=%s (a peer "
+      "that does not read what it is sent)",
+      self->full_replies, self->full_requests, self->full_others, peer);
+    self->full_logged_us = now_us;
+    self->full_replies = self->full_requests = self->full_others = 0;
 }
 
 //  Peers that did not read what waits for them: count the replies as
-//  dropped (the core counted them delivered), and say so in one line a
-//  second at most.
+//  dropped (the core counted them delivered), and say so.
 static void
 s_on_full (broker_shell_t *self)
 {
@@ -248,20 +276,10 @@ s_on_full (broker_shell_t *self)
     self->full_replies += sent->replies_full;
     self->full_requests += sent->requests_full;
     self->full_others += sent->others_full;
-    int64_t now_us = s_now_us ();
-    if (now_us - self->full_logged_us >= 1000000) {
-        char peer[CMQ_LOG_ESCAPED_BYTES (32)];
-        cmq_log_escape (sent->last_full_peer, sent->last_full_size, peer,
-                        sizeof (peer));
-        cmq_log_warning (
-          "output full: dropped replies=%" PRIu64 " requests=%" PRIu64
-          " other=%" PRIu64 " since the last such line; last peer=%s (a peer "
-          "that does not read what it is sent)",
-          self->full_replies, self->full_requests, self->full_others, peer);
-        self->full_logged_us = now_us;
-        self->full_replies = self->full_requests = self->full_others = 0;
-    }
+    memcpy (self->full_peer, sent->last_full_peer, sent->last_full_size);
+    self->full_peer_size = sent->last_full_size;
     memset (sent, 0, sizeof (*sent));
+    s_log_full (self, s_now_us ());
 }
 
 static void
@@ -303,6 +321,7 @@ s_on_tick (broker_shell_t *self, int64_t now_us)
         s_reload (self);
     broker_core_on_tick (self->core, now_us, self->outbox);
     s_flush (self);
+    s_log_full (self, now_us);
     s_trim_after_drops (self);
 }
 

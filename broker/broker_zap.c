@@ -120,11 +120,24 @@ broker_zap_actor (zsock_t *pipe, void *args)
     (void) args;
     s_zap_t self = { pipe, zsock_new (ZMQ_REP), zhashx_new (), { 0, 0, 0 } };
     if (!self.handler || zsock_bind (self.handler, BROKER_ZAP_ENDPOINT)) {
+        //  Without a handler libzmq would admit every CURVE peer: answer
+        //  every command with failure, so the broker refuses to start.
         cmq_log_error ("cannot bind the ZAP handler: %s",
                        zmq_strerror (zmq_errno ()));
         zsock_destroy (&self.handler);
         zhashx_destroy (&self.keys);
         zsock_signal (pipe, 1);
+        zmsg_t *msg;
+        while ((msg = zmsg_recv (pipe))) {
+            char *command = zmsg_popstr (msg);
+            bool is_term = !command || streq (command, "$TERM");
+            if (!is_term)
+                zsock_signal (pipe, 1);
+            free (command);
+            zmsg_destroy (&msg);
+            if (is_term)
+                break;
+        }
         return;
     }
     zsock_signal (pipe, 0);

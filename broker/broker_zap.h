@@ -9,7 +9,8 @@
 //  zauth answers with an empty User-Id, so it cannot serve here.
 //
 //  Commands on the actor's pipe:
-//      KEYS key...   replace the allow-list (Z85 public keys); signals 0
+//      KEYS key...   replace the allow-list (Z85 public keys); signals 0,
+//                    or 1 if the handler could not bind its endpoint
 //      $TERM         end
 
 #ifndef BROKER_ZAP_H
