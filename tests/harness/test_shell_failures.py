@@ -141,7 +141,7 @@ def test_max_peer_output_config_key_sets_the_cap(start_broker, start_worker, tmp
     broker = start_broker("--config", str(config))
     endpoint = broker.endpoint
     start_worker(endpoint, None, "--echo", "--service", "echo")
-    hog = flood_without_reading(endpoint, 400, 16 * KIB, batch=100)
+    hog = flood_without_reading(endpoint, 400, 64 * KIB, batch=100)
     after = stats(endpoint)
     #  At most the cap (and what the kernel's socket buffers took) reached
     #  the client; the rest was dropped and counted. With the default cap
