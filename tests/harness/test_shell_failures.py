@@ -161,6 +161,40 @@ def test_max_peer_output_flag_takes_1_and_up():
     assert result.returncode == 0, result.stderr
 
 
+def test_requests_a_stuck_worker_cannot_take_are_redispatched_when_it_expires(
+        start_broker, start_worker):
+    """A worker that heartbeats but never reads: past the cap its REQUESTs
+    are refused, stay in flight on it, and go to another worker once it
+    falls silent and expires (docs/protocol.md, the per-peer cap)."""
+    broker = start_broker("--max-peer-output", "5")
+    endpoint = broker.endpoint
+    stuck = non_reader(endpoint)
+    stuck.send_multipart([b"", mdp.WORKER_HEADER, mdp.READY, b"echo", b"200"])
+    client = mdp.context().socket(zmq.DEALER)
+    client.setsockopt(zmq.LINGER, 0)
+    client.connect(endpoint)
+    count, body = 200, b"s" * (64 * KIB)
+    for number in range(count):
+        client.send_multipart([b"", CLIENT_HEADER, b"echo", b"%d" % number, body])
+    #  The stuck worker keeps heartbeating while the broker tries to send.
+    assert wait_until(lambda: (stuck.send_multipart([b"", mdp.WORKER_HEADER,
+                                                     mdp.HEARTBEAT]) or
+                               "requests=" in broker.log_tail()
+                               and not re.search(r"requests=0 ", broker.log_tail())),
+                      bound(10), interval=0.1), broker.log_tail()
+    start_worker(endpoint, None, "--echo", "--service", "echo")
+    stuck.close(0)  #  silent from now on: it expires, its requests move on
+    replies = set()
+    deadline = time.monotonic() + bound(20)
+    while len(replies) < count and time.monotonic() < deadline:
+        if client.poll(100):
+            frames = client.recv_multipart()
+            replies.add(frames[3])
+    assert len(replies) == count, "%d of %d answered" % (len(replies), count)
+    assert stats(endpoint)["redispatched"] >= count
+    client.close(0)
+
+
 # --- item 13: revocation on open connections --------------------------------------
 
 
