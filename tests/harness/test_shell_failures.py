@@ -176,11 +176,13 @@ def test_requests_a_stuck_worker_cannot_take_are_redispatched_when_it_expires(
     count, body = 200, b"s" * (64 * KIB)
     for number in range(count):
         client.send_multipart([b"", CLIENT_HEADER, b"echo", b"%d" % number, body])
-    #  The stuck worker keeps heartbeating while the broker tries to send.
+    #  The stuck worker keeps heartbeating while the broker reads every
+    #  request and hands them all to it (credit 200, the only worker).
     assert wait_until(lambda: (stuck.send_multipart([b"", mdp.WORKER_HEADER,
                                                      mdp.HEARTBEAT]) or
                                "requests=" in broker.log_tail()
-                               and not re.search(r"requests=0 ", broker.log_tail())),
+                               and not re.search(r"requests=0 ", broker.log_tail())
+                               and stats(endpoint)["requests"] >= count),
                       bound(10), interval=0.1), broker.log_tail()
     start_worker(endpoint, None, "--echo", "--service", "echo")
     stuck.close(0)  #  silent from now on: it expires, its requests move on
