@@ -174,24 +174,37 @@ broker_outbox_size (broker_outbox_t *self)
 //  Sending: small frames by zmq_send (libzmq keeps up to 33 bytes inside
 //  the message, no allocation); bodies as frames.
 
-static void
+//  Every frame goes with ZMQ_DONTWAIT. The socket is a ROUTER with
+//  ZMQ_ROUTER_MANDATORY, so the first frame (the routing id) is where
+//  libzmq decides: 0 and the rest of the message is taken whatever
+//  happens; EAGAIN when the peer's pipe holds its high-water mark of
+//  unsent messages; EHOSTUNREACH when no such peer is connected. Later
+//  frames of an accepted message never fail with EAGAIN (router.cpp checks
+//  the high-water mark on the first frame only), so a message is never
+//  cut in half, and DONTWAIT means a full peer can never block the loop.
+static int
 s_send_small (void *handle, const void *data, size_t size, bool more)
 {
-    zmq_send (handle, data, size, more ? ZMQ_SNDMORE : 0);
+    return zmq_send (handle, data, size,
+                     ZMQ_DONTWAIT | (more ? ZMQ_SNDMORE : 0));
 }
 
-static void
+//  0, or -1 with errno when the peer refused the message (nothing sent).
+static int
 s_send_header (void *handle, s_entry_t *entry, const char *protocol)
 {
-    s_send_small (handle, entry->peer.data, entry->peer.size, true);
+    if (s_send_small (handle, entry->peer.data, entry->peer.size, true) < 0)
+        return -1;
     s_send_small (handle, "", 0, true);
     s_send_small (handle, protocol, 6, true);
+    return 0;
 }
 
-static void
+static int
 s_send_request (void *handle, s_entry_t *entry)
 {
-    s_send_header (handle, entry, CMQ_MDPW_HEADER);
+    if (s_send_header (handle, entry, CMQ_MDPW_HEADER))
+        return -1;
     byte command = CMQ_MDPW_REQUEST;
     s_send_small (handle, &command, 1, true);
     size_t address_size;
@@ -200,40 +213,75 @@ s_send_request (void *handle, s_entry_t *entry)
     s_send_small (handle, address, address_size, true);
     s_send_small (handle, "", 0, true);
     broker_request_send_body (entry->request, handle);
+    return 0;
 }
 
-static void
+static int
 s_send_reply (void *handle, s_entry_t *entry)
 {
-    s_send_header (handle, entry, CMQ_MDPC_HEADER);
+    if (s_send_header (handle, entry, CMQ_MDPC_HEADER))
+        return -1;
     s_send_small (handle, entry->service.data, entry->service.size, true);
     //  A sent frame is left empty; the entry's clear closes the rest.
     for (size_t index = 0; index < entry->body_count; index++)
         zmq_msg_send (&entry->body[index], handle,
-                      index + 1 < entry->body_count ? ZMQ_SNDMORE : 0);
+                      ZMQ_DONTWAIT |
+                        (index + 1 < entry->body_count ? ZMQ_SNDMORE : 0));
+    return 0;
 }
 
-static void
+static int
 s_send_command (void *handle, s_entry_t *entry)
 {
-    s_send_header (handle, entry, CMQ_MDPW_HEADER);
+    if (s_send_header (handle, entry, CMQ_MDPW_HEADER))
+        return -1;
     byte command = (byte) entry->command;
     s_send_small (handle, &command, 1, false);
+    return 0;
+}
+
+//  MMI answers are replies too, but the core does not count them as
+//  delivered; no worker may serve an mmi.* name (RFC 8), so the name says
+//  which is which.
+static bool
+s_is_mmi (const s_entry_t *entry)
+{
+    return entry->service.size >= 4 &&
+           memcmp (entry->service.data, "mmi.", 4) == 0;
+}
+
+//  Notes a message a full peer refused, for the caller's count and log.
+static void
+s_note_full (broker_outbox_sent_t *sent, s_entry_t *entry)
+{
+    if (entry->kind == S_REPLY && !s_is_mmi (entry))
+        sent->replies_full++;
+    else if (entry->kind == S_REQUEST)
+        sent->requests_full++;
+    else
+        sent->others_full++;
+    sent->last_full_size = entry->peer.size;
+    memcpy (sent->last_full_peer, entry->peer.data, entry->peer.size);
 }
 
 void
-broker_outbox_send (broker_outbox_t *self, zsock_t *socket)
+broker_outbox_send (broker_outbox_t *self, zsock_t *socket,
+                    broker_outbox_sent_t *sent)
 {
-    assert (self && socket);
+    assert (self && socket && sent);
     void *handle = zsock_resolve (socket);
     for (size_t index = 0; index < self->count; index++) {
         s_entry_t *entry = self->entries[index];
+        int rc;
         if (entry->kind == S_REQUEST)
-            s_send_request (handle, entry);
+            rc = s_send_request (handle, entry);
         else if (entry->kind == S_REPLY)
-            s_send_reply (handle, entry);
+            rc = s_send_reply (handle, entry);
         else
-            s_send_command (handle, entry);
+            rc = s_send_command (handle, entry);
+        //  EHOSTUNREACH: the peer left; dropped, as ROUTER always did.
+        if (rc && zmq_errno () == EAGAIN)
+            s_note_full (sent, entry);
         s_entry_clear (entry);
     }
     self->count = 0;

@@ -45,9 +45,23 @@ void broker_outbox_add_command (broker_outbox_t *self, broker_peer_t peer,
 
 size_t broker_outbox_size (broker_outbox_t *self);
 
-//  Sends every entry on socket, in order, and empties the outbox. A
-//  message the socket refuses is dropped (ROUTER drops unroutable ones).
-void broker_outbox_send (broker_outbox_t *self, zsock_t *socket);
+//  What a send could not hand over because the peer's output was full
+//  (the socket's ZMQ_SNDHWM of messages waiting for it), added to by each
+//  broker_outbox_send; the caller zeroes it when it has used it.
+typedef struct {
+    size_t replies_full;       //  replies to clients (not MMI answers)
+    size_t requests_full;      //  REQUESTs to workers
+    size_t others_full;        //  MMI answers, HEARTBEAT, DISCONNECT
+    byte last_full_peer[256];  //  routing id of the last refused peer
+    size_t last_full_size;
+} broker_outbox_sent_t;
+
+//  Sends every entry on socket, in order, never waiting, and empties the
+//  outbox. The socket must be a ROUTER with ZMQ_ROUTER_MANDATORY: a
+//  message to a peer that is gone is dropped; one to a peer whose output
+//  is full is dropped and noted in *sent.
+void broker_outbox_send (broker_outbox_t *self, zsock_t *socket,
+                         broker_outbox_sent_t *sent);
 
 //  Removes the first entry as one self-contained message; NULL if empty.
 //  For tests and tools.

@@ -17,12 +17,20 @@ typedef struct {
     zlist_t *endpoints;         //  char *, borrowed; at least one
     const char *curve_secret;   //  our secret cert file, or NULL
     const char *curve_clients;  //  directory of allowed public certs
+    int max_peer_output;  //  messages that may wait for one peer, each way
 } broker_shell_config_t;
+
+//  --max-peer-output default: libzmq's own default high-water mark, and
+//  the most requests a worker may hold at once (credit 1000, §3), so a
+//  worker that reads is never refused a REQUEST.
+#define BROKER_SHELL_MAX_PEER_OUTPUT 1000
 
 typedef struct _broker_shell_t broker_shell_t;
 
-//  Binds every endpoint. NULL on failure, after logging why.
-broker_shell_t *broker_shell_new (const broker_shell_config_t *config);
+//  Binds every endpoint. NULL on failure, after logging why, with the
+//  exit status in *exit_code: 2 for a bind value libzmq refuses, else 1.
+broker_shell_t *broker_shell_new (const broker_shell_config_t *config,
+                                  int *exit_code);
 
 void broker_shell_destroy (broker_shell_t **self_p);
 

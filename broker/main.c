@@ -13,10 +13,11 @@ main (int argc, char **argv)
     zlist_t *binds = NULL;
     int64_t heartbeat_ms = 2500, liveness = 3, queue_timeout_ms = 10000;
     int64_t max_queued = 100000, max_services = 10000;
+    int64_t max_peer_output = BROKER_SHELL_MAX_PEER_OUTPUT;
     char *curve_secret = NULL, *curve_clients = NULL;
     bool verbose = false, log_syslog = false;
     cmq_option_t table[] = {
-        { "bind", CMQ_OPT_STRING_LIST, "ENDPOINT",
+        { "bind", CMQ_OPT_ENDPOINT_LIST, "ENDPOINT",
           "bind here (default tcp://127.0.0.1:5555)", 0, 0, &binds },
         { "heartbeat-ms", CMQ_OPT_INT, "N", "heartbeat interval (2500)", 10,
           3600000, &heartbeat_ms },
@@ -30,6 +31,9 @@ main (int argc, char **argv)
           &max_queued },
         { "max-services", CMQ_OPT_INT, "N",
           "most distinct services at once (10000)", 1, 1000000, &max_services },
+        { "max-peer-output", CMQ_OPT_INT, "N",
+          "most messages waiting for one peer; more are dropped (1000)", 1,
+          1000000, &max_peer_output },
         { "curve-secret", CMQ_OPT_STRING, "CERTFILE",
           "be a CURVE server with this secret cert", 0, 0, &curve_secret },
         { "curve-clients", CMQ_OPT_STRING, "DIR",
@@ -88,9 +92,10 @@ main (int argc, char **argv)
     config.endpoints = binds && zlist_size (binds) ? binds : defaults;
     config.curve_secret = curve_secret;
     config.curve_clients = curve_clients;
+    config.max_peer_output = (int) max_peer_output;
 
     int rc = 1;
-    broker_shell_t *shell = broker_shell_new (&config);
+    broker_shell_t *shell = broker_shell_new (&config, &rc);
     if (shell) {
         rc = broker_shell_run (shell);
         broker_shell_destroy (&shell);

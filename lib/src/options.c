@@ -148,6 +148,93 @@ s_append_words (zlist_t *list, const char *text)
     }
 }
 
+static const char *s_transports[] = { "tcp",  "ipc",  "inproc", "ws",
+                                      "wss",  "udp",  "pgm",    "epgm",
+                                      "tipc", "vmci", "norm",   NULL };
+
+//  Transports whose address is HOST:PORT
+static bool
+s_has_port (const char *transport, size_t length)
+{
+    static const char *ported[] = { "tcp", "ws", "wss", "udp" };
+    for (size_t index = 0; index < sizeof (ported) / sizeof (ported[0]);
+         index++)
+        if (strlen (ported[index]) == length &&
+            memcmp (ported[index], transport, length) == 0)
+            return true;
+    return false;
+}
+
+int
+cmq_endpoint_check (const char *endpoint, char *reason, size_t reason_size)
+{
+    assert (endpoint && reason);
+    const char *separator = strstr (endpoint, "://");
+    size_t length = separator ? (size_t) (separator - endpoint) : 0;
+    bool is_known = false;
+    for (size_t index = 0; separator && s_transports[index]; index++)
+        if (strlen (s_transports[index]) == length &&
+            memcmp (s_transports[index], endpoint, length) == 0)
+            is_known = true;
+    if (!is_known) {
+        snprintf (reason, reason_size,
+                  "not an endpoint (TRANSPORT://ADDRESS, such as "
+                  "tcp://127.0.0.1:5555): %s",
+                  endpoint);
+        return -1;
+    }
+    const char *address = separator + 3;
+    if (!*address) {
+        snprintf (reason, reason_size, "no address: %s", endpoint);
+        return -1;
+    }
+    if (!s_has_port (endpoint, length))
+        return 0;
+    //  HOST:PORT, then for ws and wss an optional /path
+    size_t hostport = strcspn (address, "/");
+    const char *colon = NULL;
+    for (const char *scan = address; scan < address + hostport; scan++)
+        if (*scan == ':')
+            colon = scan;
+    if (!colon || colon == address) {
+        snprintf (reason, reason_size, "no HOST:PORT in %s", endpoint);
+        return -1;
+    }
+    const char *port = colon + 1;
+    size_t port_length = (size_t) (address + hostport - port);
+    if (port_length == 1 && *port == '*')
+        return 0;
+    unsigned long value = 0;
+    bool is_number = port_length > 0 && port_length <= 5;
+    for (size_t index = 0; is_number && index < port_length; index++) {
+        if (port[index] < '0' || port[index] > '9')
+            is_number = false;
+        else
+            value = value * 10 + (unsigned long) (port[index] - '0');
+    }
+    if (!is_number || value > 65535) {
+        snprintf (reason, reason_size,
+                  "port out of range (1-65535, or * or 0 for any): %s",
+                  endpoint);
+        return -1;
+    }
+    return 0;
+}
+
+//  Checks the endpoints appended to list after its first `before` items.
+static int
+s_check_new_endpoints (zlist_t *list, size_t before, char *reason,
+                       size_t reason_size)
+{
+    size_t index = 0;
+    for (const char *endpoint = (const char *) zlist_first (list); endpoint;
+         endpoint = (const char *) zlist_next (list), index++)
+        if (index >= before &&
+            cmq_endpoint_check (endpoint, reason, reason_size))
+            return -1;
+    return 0;
+}
+
 //  Stores one value in the option's target. from_file selects the file's
 //  rules: FLAG takes a yes/no word and a list takes several words.
 static int
@@ -178,16 +265,21 @@ s_apply (cmq_option_t *option, const char *value, bool from_file,
             *string_p = strdup (value);
             return 0;
         }
-        case CMQ_OPT_STRING_LIST: {
+        case CMQ_OPT_STRING_LIST:
+        case CMQ_OPT_ENDPOINT_LIST: {
             if (from_file && !value[strspn (value, S_LIST_SEPARATORS)]) {
                 snprintf (reason, reason_size, "empty value");
                 return -1;
             }
             zlist_t *list = s_list_for_use (option, is_touched);
+            size_t before = zlist_size (list);
             if (from_file)
                 s_append_words (list, value);
             else
                 zlist_append (list, (void *) value);
+            if (option->type == CMQ_OPT_ENDPOINT_LIST)
+                return s_check_new_endpoints (list, before, reason,
+                                              reason_size);
             return 0;
         }
     }
@@ -281,7 +373,7 @@ s_apply_section (s_config_t *self, zconfig_t *section, size_t item)
             return -1;
         }
         const char *value = zconfig_value (key);
-        char reason[128];
+        char reason[256];
         if (s_apply (option, value ? value : "", true,
                      &self->touched[option - self->table], reason,
                      sizeof (reason))) {
@@ -445,7 +537,7 @@ cmq_options_parse (const cmq_options_spec_t *spec, cmq_option_t *table,
     memset (touched, 0, (table_size + 1) * sizeof (bool));
     for (size_t index = 0; index < use_count && scan == S_SCAN_OK; index++) {
         cmq_option_t *option = uses[index].option;
-        char reason[128];
+        char reason[256];
         if (s_apply (option, uses[index].value, false, &touched[option - table],
                      reason, sizeof (reason))) {
             s_error (spec, "--%s: %s", option->name, reason);
@@ -472,7 +564,8 @@ cmq_options_free (cmq_option_t *table)
             char **string_p = (char **) option->target;
             free (*string_p);
             *string_p = NULL;
-        } else if (option->type == CMQ_OPT_STRING_LIST)
+        } else if (option->type == CMQ_OPT_STRING_LIST ||
+                   option->type == CMQ_OPT_ENDPOINT_LIST)
             zlist_destroy ((zlist_t **) option->target);
     }
 }
@@ -510,7 +603,8 @@ cmq_options_print_help (const cmq_options_spec_t *spec,
         else
             snprintf (left, sizeof (left), "--%s %s", option->name,
                       option->metavar ? option->metavar : "VALUE");
-        if (option->type == CMQ_OPT_STRING_LIST) {
+        if (option->type == CMQ_OPT_STRING_LIST ||
+            option->type == CMQ_OPT_ENDPOINT_LIST) {
             char help[256];
             snprintf (help, sizeof (help), "%s (may be repeated)",
                       option->help ? option->help : "");

@@ -587,6 +587,84 @@ free_releases_and_nulls_strings_and_lists (void **state)
     cmq_options_free (fx->table);  //  safe twice
 }
 
+//  Endpoints: the form is checked before libzmq sees it (§2)
+
+static void
+endpoint_check_accepts_every_transport_and_any_port (void **state)
+{
+    (void) state;
+    const char *good[] = { "tcp://127.0.0.1:5555",
+                           "tcp://*:*",
+                           "tcp://0.0.0.0:0",
+                           "tcp://[::1]:65535",
+                           "tcp://eth0:1",
+                           "ws://0.0.0.0:8080/mdp",
+                           "wss://host:443",
+                           "ipc:///tmp/cartmq.sock",
+                           "inproc://broker",
+                           "ws://127.0.0.1:*/x",
+                           NULL };
+    char reason[256];
+    for (size_t index = 0; good[index]; index++)
+        if (cmq_endpoint_check (good[index], reason, sizeof (reason)))
+            fail_msg ("%s refused: %s", good[index], reason);
+}
+
+static void
+endpoint_check_refuses_garbage_and_ports_libzmq_would_wrap (void **state)
+{
+    (void) state;
+    const char *bad[] = { "garbage",
+                          "",
+                          "tcp://",
+                          "tcp:/127.0.0.1:5555",
+                          "smtp://127.0.0.1:25",
+                          "tcp://127.0.0.1",
+                          "tcp://127.0.0.1:70000",
+                          "tcp://127.0.0.1:65536",
+                          "tcp://127.0.0.1:123456",
+                          "tcp://127.0.0.1:-1",
+                          "tcp://127.0.0.1:55a",
+                          "tcp://127.0.0.1:",
+                          "tcp://:5555",
+                          "ws://0.0.0.0:99999/path",
+                          NULL };
+    char reason[256];
+    for (size_t index = 0; bad[index]; index++)
+        if (cmq_endpoint_check (bad[index], reason, sizeof (reason)) == 0)
+            fail_msg ("%s accepted", bad[index]);
+}
+
+static void
+bad_bind_flag_is_an_error_naming_the_flag (void **state)
+{
+    fixture_t *fx = *state;
+    fx->table[3].type = CMQ_OPT_ENDPOINT_LIST;
+    assert_int_equal (s_parse (fx, "--bind", "garbage", NULL),
+                      CMQ_OPTIONS_ERROR);
+    s_assert_one_error (fx, "--bind", "garbage");
+    assert_int_equal (s_parse (fx, "--bind", "tcp://127.0.0.1:70000", NULL),
+                      CMQ_OPTIONS_ERROR);
+    s_assert_one_error (fx, "--bind", "70000");
+}
+
+static void
+bad_bind_in_file_is_an_error_naming_the_key (void **state)
+{
+    fixture_t *fx = *state;
+    fx->table[3].type = CMQ_OPT_ENDPOINT_LIST;
+    s_write_config (fx, "broker\n    bind = \"tcp://127.0.0.1:5555, "
+                        "garbage\"\n");
+    assert_int_equal (s_parse (fx, "--config", fx->config_path, NULL),
+                      CMQ_OPTIONS_ERROR);
+    s_assert_one_error (fx, ":2: bind: ", "garbage");
+    //  A good list is kept whole
+    assert_int_equal (
+      s_parse (fx, "--bind", "tcp://*:1", "--bind", "ws://0.0.0.0:2/x", NULL),
+      CMQ_OPTIONS_OK);
+    assert_int_equal (zlist_size (fx->bind), 2);
+}
+
 int
 main (void)
 {
@@ -624,6 +702,10 @@ main (void)
         T (positionals_are_collected_up_to_the_maximum),
         T (double_dash_makes_the_rest_positional),
         T (free_releases_and_nulls_strings_and_lists),
+        T (endpoint_check_accepts_every_transport_and_any_port),
+        T (endpoint_check_refuses_garbage_and_ports_libzmq_would_wrap),
+        T (bad_bind_flag_is_an_error_naming_the_flag),
+        T (bad_bind_in_file_is_an_error_naming_the_key),
 #undef T
     };
     return cmocka_run_group_tests (tests, NULL, NULL);

@@ -16,16 +16,20 @@
 #define CARTMQ_OPTIONS_H
 
 #include <stdbool.h>
+#include <stddef.h>
 #include <stdint.h>
 
 typedef enum {
-    CMQ_OPT_FLAG,        //  bool *target: present means true
-    CMQ_OPT_INT,         //  int64_t *target, checked against min..max
-    CMQ_OPT_STRING,      //  char **target: heap copy, freed by
-                         //  cmq_options_free; replaces an earlier value
-    CMQ_OPT_STRING_LIST  //  zlist_t **target of heap strings (autofree);
-                         //  each use appends. Values from the command line
-                         //  replace values from the file, not add to them.
+    CMQ_OPT_FLAG,          //  bool *target: present means true
+    CMQ_OPT_INT,           //  int64_t *target, checked against min..max
+    CMQ_OPT_STRING,        //  char **target: heap copy, freed by
+                           //  cmq_options_free; replaces an earlier value
+    CMQ_OPT_STRING_LIST,   //  zlist_t **target of heap strings (autofree);
+                           //  each use appends. Values from the command
+                           //  line replace values from the file, not add
+                           //  to them.
+    CMQ_OPT_ENDPOINT_LIST  //  a STRING_LIST whose every value must pass
+                           //  cmq_endpoint_check
 } cmq_opt_type_t;
 //  In a config file, a FLAG key takes 1/0/true/false/yes/no and a
 //  STRING_LIST key may hold several values split by commas or blanks
@@ -67,6 +71,14 @@ cmq_options_result_t cmq_options_parse (const cmq_options_spec_t *spec,
                                         char **argv, const char **positional,
                                         int max_positional,
                                         int *positional_count, int *next_arg);
+
+//  Checks the form of a ZeroMQ endpoint before libzmq sees it, because
+//  libzmq accepts some bad ones quietly (a tcp port over 65535 is taken
+//  modulo 65536). TRANSPORT://ADDRESS with a known transport; for tcp, ws,
+//  wss and udp the address ends in :PORT (before any /path) where PORT is
+//  1..65535, or * or 0 for one the system picks. 0, or -1 with why in
+//  reason.
+int cmq_endpoint_check (const char *endpoint, char *reason, size_t reason_size);
 
 //  Frees the strings and lists the table's targets hold and NULLs them.
 void cmq_options_free (cmq_option_t *table);
