@@ -263,12 +263,16 @@ broker_guard_actor (zsock_t *pipe, void *args)
                                                          : self.limit / 4;
     zsock_signal (pipe, 0);
     zpoller_t *poller = zpoller_new (pipe, self.monitor, NULL);
+    //  Only $TERM ends this thread, not SIGTERM: libzmq's I/O thread blocks
+    //  sending a monitor event to a PAIR whose reader is gone, holding the
+    //  socket's monitor lock, and the shell's shutdown then waits on it.
+    zpoller_set_nonstop (poller, true);
     while (true) {
         zsock_t *which =
           (zsock_t *) zpoller_wait (poller, self.is_paused ? 1000 : -1);
         if (self.is_paused)
             s_check_resume (&self);
-        if (!which && zpoller_expired (poller))
+        if (!which && (zpoller_expired (poller) || errno == EINTR))
             continue;
         if (which == self.monitor)
             s_on_event (&self);

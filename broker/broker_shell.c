@@ -557,9 +557,12 @@ broker_shell_destroy (broker_shell_t **self_p)
     broker_outbox_destroy (&self->outbox);
     broker_message_destroy (&self->input);
     broker_core_destroy (&self->core);
-    zactor_destroy (&self->guard);
+    //  Stop the monitor while the guard still reads it: an event sent to a
+    //  monitor nobody reads blocks libzmq's I/O thread, which holds the
+    //  lock that stopping the monitor needs.
     if (self->is_monitored)
         zmq_socket_monitor (zsock_resolve (self->router), NULL, 0);
+    zactor_destroy (&self->guard);
     zsock_destroy (&self->router);
     zactor_destroy (&self->auth);
     zhashx_destroy (&self->allowed);

@@ -2,6 +2,8 @@
 
 #include "broker_zap.h"
 
+#include <errno.h>
+
 #include <inttypes.h>
 
 #include "broker_ratelimit.h"
@@ -142,8 +144,13 @@ broker_zap_actor (zsock_t *pipe, void *args)
     }
     zsock_signal (pipe, 0);
     zpoller_t *poller = zpoller_new (pipe, self.handler, NULL);
+    //  Only $TERM ends the handler: peers may still handshake while the
+    //  broker shuts down, and each needs an answer.
+    zpoller_set_nonstop (poller, true);
     while (true) {
         zsock_t *which = (zsock_t *) zpoller_wait (poller, -1);
+        if (!which && errno == EINTR)
+            continue;  //  a signal, not $TERM
         if (which == self.handler)
             s_on_request (&self);
         else if (which != pipe || !s_on_pipe (&self))
