@@ -38,12 +38,17 @@ def raise_fd_limit():
 # /proc
 
 
-def rss_bytes(pid):
+def status_kb(pid, key):
+    """A kB figure of /proc/PID/status (VmRSS, VmHWM...), or None."""
     with open("/proc/%d/status" % pid) as status:
         for line in status:
-            if line.startswith("VmRSS:"):
-                return int(line.split()[1]) * 1024
-    return 0
+            if line.startswith(key + ":"):
+                return int(line.split()[1])
+    return None
+
+
+def rss_bytes(pid):
+    return (status_kb(pid, "VmRSS") or 0) * 1024
 
 
 def cpu_ticks(pid):
