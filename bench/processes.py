@@ -153,9 +153,8 @@ class Servers:
         self.programs = programs
         self.procs = procs
         self.context = context
-        self.redis_port = None
-        self.redis = None
-        self.sha = None
+        #  Set by start_redis: its port, a redis-py client, cart.lua's sha.
+        self.redis_port = self.redis = self.sha = None
 
     def start_redis(self):
         self.redis_port = free_port()

@@ -28,8 +28,7 @@ class Report:
         self.args = args
         self.results = results
         self.memory = memory
-        self.order = order
-        self.labels = labels
+        self.order, self.labels = order, labels
         self.elapsed = elapsed
 
     def median(self, key, field):
