@@ -16,7 +16,7 @@ import time
 
 import zmq
 
-from run import Bench, free_port
+from processes import free_port, rss_bytes, settle
 
 SERVER = """
 import sys, zmq
@@ -29,10 +29,10 @@ while True:
 """
 
 
-def settle(pid):
+def settled_rss(pid):
     """RSS once it stops moving: every connection made and read."""
-    Bench.settle(pid)
-    return Bench.rss_bytes(pid)
+    settle(pid)
+    return rss_bytes(pid)
 
 
 def main():
@@ -43,14 +43,14 @@ def main():
     dealers = []
     try:
         time.sleep(1)
-        before = settle(server.pid)
+        before = settled_rss(server.pid)
         for _ in range(count):
             dealer = context.socket(zmq.DEALER)
             dealer.linger = 0
             dealer.connect(endpoint)
             dealer.send_multipart([b"", b"MDPW01", b"\x01", b"idle"])
             dealers.append(dealer)
-        after = settle(server.pid)
+        after = settled_rss(server.pid)
         print("bare libzmq %s ROUTER: %.0f bytes of RSS per connection "
               "(%d connections, %.1f -> %.1f MiB)" % (
                   zmq.zmq_version(), (after - before) / count, count,

@@ -21,46 +21,27 @@ Usage: scripts/rss_cycles.py [--build DIR] [--cycles N] [--concurrent N]
 import argparse
 import collections
 import os
-import socket
 import re
 import subprocess
 import sys
 import tempfile
 import time
 
-import msgpack
 import zmq
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-
-
-def free_port():
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
+#  The MMI client and the /proc reader are the bench's (bench/cartmq_mmi.py,
+#  bench/processes.py): one of each for bench/ and scripts/.
+sys.path.insert(0, os.path.join(REPO, "bench"))
+import cartmq_mmi  # noqa: E402
+from processes import free_port, status_kb  # noqa: E402
 
 
 def proc_status_kb(pid, key):
-    with open("/proc/%d/status" % pid) as status:
-        for line in status:
-            if line.startswith(key + ":"):
-                return int(line.split()[1])
-    raise RuntimeError("no %s for pid %d" % (key, pid))
-
-
-def mmi(ctx, endpoint, service, timeout_ms=2000):
-    """The msgpack body of an MMI reply, or None."""
-    sock = ctx.socket(zmq.DEALER)
-    sock.setsockopt(zmq.LINGER, 0)
-    sock.connect(endpoint)
-    try:
-        sock.send_multipart([b"", b"MDPC01", service, b""])
-        if not sock.poll(timeout_ms):
-            return None
-        frames = sock.recv_multipart()
-        return msgpack.unpackb(frames[3], raw=False)
-    finally:
-        sock.close(0)
+    value = status_kb(pid, key)
+    if value is None:
+        raise RuntimeError("no %s for pid %d" % (key, pid))
+    return value
 
 
 def wait_for(predicate, seconds, interval=0.1):
@@ -128,7 +109,7 @@ def run_cycles(ctx, endpoint, client, args, broker_pid, samples):
     return counts
 
 
-def main():
+def parse_args():
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--build", default=os.path.join(REPO, "build"),
                         help="build directory holding broker/cartmq-broker")
@@ -140,65 +121,58 @@ def main():
                         help="most RSS may end above its start (warm-up included)")
     parser.add_argument("--max-late-growth-mb", type=float, default=1.0,
                         help="most RSS may grow over the second half of the cycles")
-    args = parser.parse_args()
+    return parser.parse_args()
 
-    binary = os.path.join(args.build, "broker", "cartmq-broker")
-    if not os.path.exists(binary):
-        sys.exit("rss_cycles: %s missing; build first" % binary)
-    endpoint = "tcp://127.0.0.1:%d" % free_port()
+
+QUEUE_TIMEOUT_MS = 2000
+
+
+def measure(ctx, endpoint, args, broker_pid):
+    """Runs the cycles and waits for the broker to forget them all;
+    returns what the report prints."""
+    if not wait_for(lambda: cartmq_mmi.stats(ctx, endpoint, 200) is not None, 10):
+        sys.exit("rss_cycles: broker did not answer on %s" % endpoint)
+    run = {"start_kb": proc_status_kb(broker_pid, "VmRSS"), "samples": []}
+    client = ctx.socket(zmq.DEALER)
+    client.setsockopt(zmq.LINGER, 0)
+    client.connect(endpoint)
+    started = time.monotonic()
+    run["cycles"] = run_cycles(ctx, endpoint, client, args, broker_pid, run["samples"])
+    client.close(0)
+    run["cycling_s"] = time.monotonic() - started
+
+    def settled():
+        snapshot = cartmq_mmi.stats(ctx, endpoint)
+        if snapshot and snapshot["workers"] == 0 and not snapshot["services"]:
+            return snapshot
+        return None
+
     expiry_s = 3 * args.heartbeat_ms / 1000.0
-    queue_timeout_ms = 2000
-    log = tempfile.TemporaryFile()
-    broker = subprocess.Popen(
-        [binary, "--bind", endpoint, "--heartbeat-ms", str(args.heartbeat_ms),
-         "--liveness", "3", "--queue-timeout-ms", str(queue_timeout_ms)],
-        stdin=subprocess.DEVNULL, stdout=log, stderr=log)
-    ctx = zmq.Context()
-    #  Closed sockets hold their slot until libzmq's reaper is done.
-    ctx.set(zmq.MAX_SOCKETS, 4096)
-    try:
-        if not wait_for(lambda: mmi(ctx, endpoint, b"mmi.stats", 200) is not None, 10):
-            sys.exit("rss_cycles: broker did not answer on %s" % endpoint)
-        start_kb = proc_status_kb(broker.pid, "VmRSS")
-        client = ctx.socket(zmq.DEALER)
-        client.setsockopt(zmq.LINGER, 0)
-        client.connect(endpoint)
-        started = time.monotonic()
-        samples = []
-        cycles = run_cycles(ctx, endpoint, client, args, broker.pid, samples)
-        client.close(0)
-        cycling_s = time.monotonic() - started
+    run["final"] = wait_for(settled, expiry_s + QUEUE_TIMEOUT_MS / 1000.0 + 30)
+    if run["final"] is None:
+        sys.exit("rss_cycles: workers or services never went away")
+    time.sleep(1.0)
+    run["end_kb"] = proc_status_kb(broker_pid, "VmRSS")
+    run["peak_kb"] = proc_status_kb(broker_pid, "VmHWM")
+    return run
 
-        def settled():
-            snapshot = mmi(ctx, endpoint, b"mmi.stats")
-            if snapshot and snapshot["workers"] == 0 and not snapshot["services"]:
-                return snapshot
-            return None
 
-        final = wait_for(settled, expiry_s + queue_timeout_ms / 1000.0 + 30)
-        if final is None:
-            sys.exit("rss_cycles: workers or services never went away")
-        time.sleep(1.0)
-        end_kb = proc_status_kb(broker.pid, "VmRSS")
-        peak_kb = proc_status_kb(broker.pid, "VmHWM")
-    finally:
-        broker.terminate()
-        code = broker.wait(10)
-        ctx.destroy(0)
-
-    log.seek(0)
-    text = log.read().decode(errors="replace")
-    registered = len(re.findall(r"worker ready ", text))
-    removed = collections.Counter(re.findall(r"worker removed .*reason=(\w+)", text))
+def report(args, run, log_text, code):
+    """Prints the figures; the exit status."""
+    start_kb, end_kb, samples = run["start_kb"], run["end_kb"], run["samples"]
+    final = run["final"]
+    registered = len(re.findall(r"worker ready ", log_text))
+    removed = collections.Counter(re.findall(r"worker removed .*reason=(\w+)", log_text))
     growth_mb = (end_kb - start_kb) / 1024.0
     print("rss_cycles: %d worker cycles (%d at once) in %.1fs: %s"
-          % (args.cycles, args.concurrent, cycling_s, dict(sorted(cycles.items()))))
+          % (args.cycles, args.concurrent, run["cycling_s"],
+             dict(sorted(run["cycles"].items()))))
     print("rss_cycles: broker log: %d workers registered, removed by %s"
           % (registered, dict(removed)))
     warm_kb = samples[1] if len(samples) > 1 else start_kb
     print("rss_cycles: broker RSS start %.1f MB, after 1000 cycles %.1f MB, peak %.1f MB, "
           "end %.1f MB (end - start %+.1f MB; every 1000 cycles: %s MB)"
-          % (start_kb / 1024.0, warm_kb / 1024.0, peak_kb / 1024.0, end_kb / 1024.0,
+          % (start_kb / 1024.0, warm_kb / 1024.0, run["peak_kb"] / 1024.0, end_kb / 1024.0,
              growth_mb,
              " ".join("%.1f" % (kb / 1024.0) for kb in samples)))
     print("rss_cycles: broker counters: requests %d, redispatched %d, dropped %s, "
@@ -218,6 +192,30 @@ def main():
                                      args.max_late_growth_mb))
         return 1
     return 0 if code == 0 else 1
+
+
+def main():
+    args = parse_args()
+    binary = os.path.join(args.build, "broker", "cartmq-broker")
+    if not os.path.exists(binary):
+        sys.exit("rss_cycles: %s missing; build first" % binary)
+    endpoint = "tcp://127.0.0.1:%d" % free_port()
+    log = tempfile.TemporaryFile()
+    broker = subprocess.Popen(
+        [binary, "--bind", endpoint, "--heartbeat-ms", str(args.heartbeat_ms),
+         "--liveness", "3", "--queue-timeout-ms", str(QUEUE_TIMEOUT_MS)],
+        stdin=subprocess.DEVNULL, stdout=log, stderr=log)
+    ctx = zmq.Context()
+    #  Closed sockets hold their slot until libzmq's reaper is done.
+    ctx.set(zmq.MAX_SOCKETS, 4096)
+    try:
+        run = measure(ctx, endpoint, args, broker.pid)
+    finally:
+        broker.terminate()
+        code = broker.wait(10)
+        ctx.destroy(0)
+    log.seek(0)
+    return report(args, run, log.read().decode(errors="replace"), code)
 
 
 if __name__ == "__main__":
