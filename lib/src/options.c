@@ -20,6 +20,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "cartmq/common.h"
 #include "cartmq/options.h"
 #include "cartmq/zpl_check.h"
 
@@ -177,10 +178,11 @@ cmq_endpoint_check (const char *endpoint, char *reason, size_t reason_size)
             memcmp (s_transports[index], endpoint, length) == 0)
             is_known = true;
     if (!is_known) {
-        snprintf (reason, reason_size,
-                  "not an endpoint (TRANSPORT://ADDRESS, such as "
-                  "tcp://127.0.0.1:5555): %s",
-                  endpoint);
+        snprintf (
+          reason, reason_size,
+          "not an endpoint (TRANSPORT://ADDRESS, such as " CMQ_DEFAULT_ENDPOINT
+          "): %s",
+          endpoint);
         return -1;
     }
     const char *address = separator + 3;
