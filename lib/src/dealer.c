@@ -3,21 +3,8 @@
 #include "dealer.h"
 
 #include <errno.h>
-#include <stdarg.h>
-#include <stdio.h>
 
 #include "cartmq/curve.h"
-
-void
-cmq_error_set (char *error, size_t error_size, const char *format, ...)
-{
-    if (!error || error_size == 0)
-        return;
-    va_list args;
-    va_start (args, format);
-    vsnprintf (error, error_size, format, args);
-    va_end (args);
-}
 
 zsock_t *
 cmq_dealer_new (const cmq_dealer_config_t *config, char *error,

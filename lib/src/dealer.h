@@ -1,7 +1,7 @@
 //  dealer.h - the DEALER socket the client and the worker both talk over
 //
 //  Internal to libcartmq. One place sets the socket options, CURVE and the
-//  connect, and one helper formats the reasons both libraries keep.
+//  connect.
 
 #ifndef CARTMQ_DEALER_H
 #define CARTMQ_DEALER_H
@@ -9,6 +9,8 @@
 #include <czmq.h>
 #include <stdbool.h>
 #include <stddef.h>
+
+#include "error.h"
 
 typedef struct {
     const char *endpoint;      //  required
@@ -27,9 +29,5 @@ typedef struct {
 //  unusable.
 zsock_t *cmq_dealer_new (const cmq_dealer_config_t *config, char *error,
                          size_t error_size);
-
-//  snprintf into an error buffer that may be NULL (a caller not asking).
-void cmq_error_set (char *error, size_t error_size, const char *format, ...)
-  __attribute__ ((format (printf, 3, 4)));
 
 #endif
