@@ -21,6 +21,7 @@
 //  with a HEARTBEAT so that an idle worker does not give up on us and
 //  reconnect; that costs nothing while requests flow.
 
+#include "cartmq/common.h"
 #include "cartmq/options.h"
 
 #include <czmq.h>  //  zlist_t, for the --bind list only
@@ -487,7 +488,7 @@ main (int argc, char **argv)
     zlist_t *binds = NULL;
     cmq_option_t table[] = {
         { "bind", CMQ_OPT_STRING_LIST, "ENDPOINT",
-          "bind here (repeatable; default tcp://127.0.0.1:5555)", 0, 0,
+          "bind here (repeatable; default " CMQ_DEFAULT_ENDPOINT ")", 0, 0,
           &binds },
         { "mode", CMQ_OPT_STRING, "MODE",
           "conformant (idle-worker FIFO, one request per worker) or "
@@ -508,7 +509,7 @@ main (int argc, char **argv)
          bind && endpoint_count < 64; bind = (char *) zlist_next (binds))
         endpoints[endpoint_count++] = bind;
     if (endpoint_count == 0)
-        endpoints[endpoint_count++] = "tcp://127.0.0.1:5555";
+        endpoints[endpoint_count++] = CMQ_DEFAULT_ENDPOINT;
 
     struct sigaction action;
     memset (&action, 0, sizeof (action));

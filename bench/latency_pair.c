@@ -224,9 +224,11 @@ main (int argc, char **argv)
             config.endpoint = settings.endpoints[index];
             sides[index].endpoint = settings.endpoints[index];
             sides[index].latency = bench_histogram_new ();
-            sides[index].client = cmq_client_new (&config);
+            char error[CMQ_ERRSTR_SIZE];
+            sides[index].client =
+              cmq_client_new (&config, error, sizeof (error));
             if (!sides[index].client) {
-                fprintf (stderr, "%s: %s\n", S_PROGRAM, cmq_client_error ());
+                fprintf (stderr, "%s: %s\n", S_PROGRAM, error);
                 rc = 2;
             }
         }

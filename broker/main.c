@@ -3,6 +3,7 @@
 #include <czmq.h>
 
 #include "broker_shell.h"
+#include "cartmq/common.h"
 #include "cartmq/curve.h"
 #include "cartmq/log.h"
 #include "cartmq/options.h"
@@ -18,7 +19,7 @@ main (int argc, char **argv)
     bool verbose = false, log_syslog = false;
     cmq_option_t table[] = {
         { "bind", CMQ_OPT_ENDPOINT_LIST, "ENDPOINT",
-          "bind here (default tcp://127.0.0.1:5555)", 0, 0, &binds },
+          "bind here (default " CMQ_DEFAULT_ENDPOINT ")", 0, 0, &binds },
         { "heartbeat-ms", CMQ_OPT_INT, "N", "heartbeat interval (2500)", 10,
           3600000, &heartbeat_ms },
         { "liveness", CMQ_OPT_INT, "N",
@@ -88,7 +89,7 @@ main (int argc, char **argv)
     config.core.max_queued = (int) max_queued;
     config.core.max_services = (int) max_services;
     zlist_t *defaults = zlist_new ();
-    zlist_append (defaults, "tcp://127.0.0.1:5555");
+    zlist_append (defaults, CMQ_DEFAULT_ENDPOINT);
     config.endpoints = binds && zlist_size (binds) ? binds : defaults;
     config.curve_secret = curve_secret;
     config.curve_clients = curve_clients;

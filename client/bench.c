@@ -813,7 +813,7 @@ static void
 s_renew_peer (s_bench_t *self, int64_t client)
 {
     s_peer_t *peer = &self->peers[client];
-    cmq_client_t *fresh = cmq_client_new (&self->config);
+    cmq_client_t *fresh = cmq_client_new (&self->config, NULL, 0);
     if (!fresh)
         return;  //  keep the old socket: matching stays as good as it was
     cmq_client_destroy (&peer->client);
@@ -1005,9 +1005,10 @@ s_connect (s_bench_t *self)
     size_t window = (size_t) settings->window;
     for (int64_t index = 0; index < settings->clients; index++) {
         s_peer_t *peer = &self->peers[index];
-        peer->client = cmq_client_new (config);
+        char error[CMQ_ERRSTR_SIZE];
+        peer->client = cmq_client_new (config, error, sizeof (error));
         if (!peer->client) {
-            fprintf (stderr, "%s: %s\n", S_PROGRAM, cmq_client_error ());
+            fprintf (stderr, "%s: %s\n", S_PROGRAM, error);
             return -1;
         }
         peer->slots = (s_slot_t *) zmalloc (window * sizeof (s_slot_t));

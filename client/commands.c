@@ -292,9 +292,10 @@ s_client_new (const s_globals_t *globals)
     config.retries = (int) globals->retries;
     config.curve_server = globals->curve_server;
     config.curve_cert = globals->curve_cert;
-    cmq_client_t *client = cmq_client_new (&config);
+    char error[CMQ_ERRSTR_SIZE];
+    cmq_client_t *client = cmq_client_new (&config, error, sizeof (error));
     if (!client)
-        fprintf (stderr, "cartmq: %s\n", cmq_client_error ());
+        fprintf (stderr, "cartmq: %s\n", error);
     return client;
 }
 
@@ -312,7 +313,7 @@ s_call (cmq_client_t *client, const char *service, const void *body,
         return S_GO;
     if (zsys_interrupted)
         return COMMANDS_EXIT_OK;
-    fprintf (stderr, "cartmq: %s", cmq_client_error ());
+    fprintf (stderr, "cartmq: %s", cmq_client_errstr (client));
     if (request_id) {
         fputs ("; outcome unknown, retry safely with --request-id ", stderr);
         s_print_safe (stderr, request_id, strlen (request_id));

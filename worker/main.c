@@ -162,6 +162,19 @@ s_serve (cmq_worker_t *worker, cart_service_t *service, size_t concurrency)
     free (tickets);
 }
 
+//  The worker library logs nothing itself; its notices go to our log.
+static void
+s_log_notice (void *arg, cmq_worker_notice_t level, const char *text)
+{
+    (void) arg;
+    if (level == CMQ_WORKER_NOTICE_WARNING)
+        cmq_log_warning ("%s", text);
+    else if (level == CMQ_WORKER_NOTICE_INFO)
+        cmq_log_info ("%s", text);
+    else
+        cmq_log_debug ("%s", text);
+}
+
 static int
 s_run_worker (const s_settings_t *settings, const cart_store_url_t *url)
 {
@@ -177,10 +190,11 @@ s_run_worker (const s_settings_t *settings, const cart_store_url_t *url)
     config.credit = (int) settings->concurrency;
     config.curve_server = settings->curve_server;
     config.curve_cert = settings->curve_cert;
-    cmq_worker_t *worker = cmq_worker_new (&config);
+    config.notify = s_log_notice;
+    char error[CMQ_ERRSTR_SIZE] = "cannot start";
+    cmq_worker_t *worker = cmq_worker_new (&config, error, sizeof (error));
     if (!worker) {
-        const char *why = cmq_worker_error ();
-        fprintf (stderr, "%s: %s\n", S_PROGRAM, why ? why : "cannot start");
+        fprintf (stderr, "%s: %s\n", S_PROGRAM, error);
         return 2;
     }
     cart_store_t *store = NULL;
@@ -216,7 +230,7 @@ main (int argc, char **argv)
     settings.processes = 1;
     cmq_option_t table[] = {
         { "connect", CMQ_OPT_STRING, "ENDPOINT",
-          "broker endpoint (default tcp://127.0.0.1:5555)", 0, 0,
+          "broker endpoint (default " CMQ_DEFAULT_ENDPOINT ")", 0, 0,
           &settings.connect },
         { "redis", CMQ_OPT_STRING, "URL",
           "redis://[[USER]:PASS@]HOST:PORT/DB or unix:///PATH[?db=N] "
@@ -254,7 +268,7 @@ main (int argc, char **argv)
         return parsed == CMQ_OPTIONS_EXIT ? 0 : 2;
     }
     if (!settings.connect)
-        settings.connect = strdup ("tcp://127.0.0.1:5555");
+        settings.connect = strdup (CMQ_DEFAULT_ENDPOINT);
     if (!settings.service)
         settings.service = strdup ("cart");
     cart_store_url_t url;

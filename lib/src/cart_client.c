@@ -159,9 +159,8 @@ cmq_cart_call (cmq_client_t *client, const cmq_cart_request_t *request,
                                     &answer, &answer_size);
     free (body);
     if (rc != 0) {
-        const char *why = cmq_client_error ();
         snprintf (reply->error, sizeof (reply->error), "no reply: %s",
-                  why ? why : "unknown error");
+                  cmq_client_errstr (client));
         return -1;
     }
     //  On failure the decoder leaves its reason in reply->error.

@@ -7,13 +7,14 @@
 //  answer to the new one.
 
 #include "cartmq/client.h"
-#include "cartmq/curve.h"
 #include "cartmq/mdp.h"
 
 #include <errno.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <string.h>
+
+#include "dealer.h"
 
 struct _cmq_client_t {
     char *endpoint;      //  where the broker listens
@@ -23,10 +24,8 @@ struct _cmq_client_t {
     char *curve_cert;    //  our secret cert file, or NULL
     zsock_t *dealer;     //  current socket; replaced on each retry
     bool is_stale;       //  a sync call gave up: a late reply may come
+    char errstr[CMQ_ERRSTR_SIZE];  //  why the last call failed
 };
-
-//  What went wrong last, per thread, so callers need no handle to ask.
-static __thread char s_error[256];
 
 typedef enum {
     S_WAIT_REPLY = 0,        //  a valid reply arrived
@@ -35,22 +34,23 @@ typedef enum {
     S_WAIT_FAILED = 3        //  the socket itself failed
 } s_wait_t;
 
-static void s_set_error (const char *format, ...)
-  __attribute__ ((format (printf, 1, 2)));
+static void s_set_error (cmq_client_t *self, const char *format, ...)
+  __attribute__ ((format (printf, 2, 3)));
 
 static void
-s_set_error (const char *format, ...)
+s_set_error (cmq_client_t *self, const char *format, ...)
 {
     va_list args;
     va_start (args, format);
-    vsnprintf (s_error, sizeof (s_error), format, args);
+    vsnprintf (self->errstr, sizeof (self->errstr), format, args);
     va_end (args);
 }
 
 const char *
-cmq_client_error (void)
+cmq_client_errstr (cmq_client_t *self)
 {
-    return s_error[0] ? s_error : "no error";
+    assert (self);
+    return self->errstr[0] ? self->errstr : "no error";
 }
 
 void
@@ -63,41 +63,22 @@ cmq_client_config_defaults (cmq_client_config_t *config)
     config->retries = CMQ_DEFAULT_RETRIES;
 }
 
-//  Opens, secures and connects a new DEALER. Returns NULL with the reason
-//  set when the endpoint or the certificates are unusable.
+//  Opens a new DEALER, the reason in error (self->errstr or the caller's
+//  buffer) when it cannot.
 static zsock_t *
-s_socket_new (cmq_client_t *self)
+s_socket_new (cmq_client_t *self, char *error, size_t error_size)
 {
-    zsock_t *dealer = zsock_new (ZMQ_DEALER);
-    if (!dealer) {
-        s_set_error ("cannot create socket: %s", zmq_strerror (errno));
-        return NULL;
-    }
-    //  A client that gives up must not hang on exit over unsent requests.
-    zsock_set_linger (dealer, 0);
-    //  Sends only block when the outgoing queue is full; bound that wait.
-    zsock_set_sndtimeo (dealer, self->timeout_ms);
-    if (self->curve_server) {
-        char reason[200] = "";
-        if (cmq_curve_setup_client (dealer, self->curve_server,
-                                    self->curve_cert, reason,
-                                    sizeof (reason)) != 0) {
-            s_set_error ("curve: %s", reason[0] ? reason : "setup failed");
-            zsock_destroy (&dealer);
-            return NULL;
-        }
-    }
-    if (zsock_connect (dealer, "%s", self->endpoint) != 0) {
-        s_set_error ("cannot connect to '%s': %s", self->endpoint,
-                     zmq_strerror (errno));
-        zsock_destroy (&dealer);
-        return NULL;
-    }
-    return dealer;
+    cmq_dealer_config_t dealer = { 0 };
+    dealer.endpoint = self->endpoint;
+    dealer.curve_server = self->curve_server;
+    dealer.curve_cert = self->curve_cert;
+    dealer.send_timeout_ms = self->timeout_ms;
+    return cmq_dealer_new (&dealer, error, error_size);
 }
 
 cmq_client_t *
-cmq_client_new (const cmq_client_config_t *config)
+cmq_client_new (const cmq_client_config_t *config, char *error,
+                size_t error_size)
 {
     cmq_client_config_t defaults;
     if (!config) {
@@ -105,8 +86,9 @@ cmq_client_new (const cmq_client_config_t *config)
         config = &defaults;
     }
     if (!config->curve_server != !config->curve_cert) {
-        s_set_error ("curve: a server public cert and our secret cert "
-                     "go together");
+        cmq_error_set (error, error_size,
+                       "curve: a server public cert and our secret cert "
+                       "go together");
         return NULL;
     }
     cmq_client_t *self = (cmq_client_t *) zmalloc (sizeof (cmq_client_t));
@@ -120,7 +102,7 @@ cmq_client_new (const cmq_client_config_t *config)
         self->curve_server = strdup (config->curve_server);
         self->curve_cert = strdup (config->curve_cert);
     }
-    self->dealer = s_socket_new (self);
+    self->dealer = s_socket_new (self, error, error_size);
     if (!self->dealer)
         cmq_client_destroy (&self);
     return self;
@@ -170,7 +152,7 @@ s_take_body (zmsg_t **msg_p, const char *expected_service, char **service_p)
     if (cmq_mdp_parse (msg, &parsed) != CMQ_MDP_OK ||
         parsed.kind != CMQ_MDP_FROM_CLIENT ||
         (expected_service &&
-         !cmq_mdp_frame_is (parsed.service, expected_service))) {
+         !zframe_streq (parsed.service, expected_service))) {
         zmsg_destroy (&msg);
         return NULL;
     }
@@ -203,7 +185,7 @@ s_wait (cmq_client_t *self, int64_t deadline_ms, const char *expected_service,
         if (rc < 0) {
             if (errno == EINTR || errno == ETERM)
                 return S_WAIT_INTERRUPTED;
-            s_set_error ("poll failed: %s", zmq_strerror (errno));
+            s_set_error (self, "poll failed: %s", zmq_strerror (errno));
             return S_WAIT_FAILED;
         }
         if (rc == 0) {
@@ -227,7 +209,7 @@ static int
 s_reconnect (cmq_client_t *self)
 {
     zsock_destroy (&self->dealer);
-    self->dealer = s_socket_new (self);
+    self->dealer = s_socket_new (self, self->errstr, sizeof (self->errstr));
     return self->dealer ? 0 : -1;
 }
 
@@ -249,9 +231,9 @@ s_send (cmq_client_t *self, zmsg_t **request_p)
     if (zmsg_send (request_p, self->dealer) != 0) {
         zmsg_destroy (request_p);
         if (errno == EINTR || errno == ETERM || zsys_interrupted)
-            s_set_error ("interrupted");
+            s_set_error (self, "interrupted");
         else
-            s_set_error ("cannot send request: %s", zmq_strerror (errno));
+            s_set_error (self, "cannot send request: %s", zmq_strerror (errno));
         return -1;
     }
     return 0;
@@ -272,7 +254,7 @@ s_request_new (cmq_client_t *self, const char *service, zmsg_t **body_p)
 {
     if (!s_service_ok (service)) {
         zmsg_destroy (body_p);
-        s_set_error ("service name empty or longer than %d bytes",
+        s_set_error (self, "service name empty or longer than %d bytes",
                      CMQ_MAX_SERVICE_NAME_BYTES);
         return NULL;
     }
@@ -308,14 +290,14 @@ cmq_client_call (cmq_client_t *self, const char *service, zmsg_t **body_p,
             break;
         }
         if (result == S_WAIT_INTERRUPTED) {
-            s_set_error ("interrupted");
+            s_set_error (self, "interrupted");
             break;
         }
         if (result == S_WAIT_FAILED)
             break;
-        s_set_error ("no reply from '%s' at %s after %d attempt%s of %d ms",
-                     service, self->endpoint, attempt + 1, attempt ? "s" : "",
-                     self->timeout_ms);
+        s_set_error (
+          self, "no reply from '%s' at %s after %d attempt%s of %d ms", service,
+          self->endpoint, attempt + 1, attempt ? "s" : "", self->timeout_ms);
     }
     zmsg_destroy (&request);
     if (rc != 0)
@@ -345,7 +327,7 @@ cmq_client_call_bytes (cmq_client_t *self, const char *service,
     void *copy = malloc (size + 1);
     if (!copy) {
         zmsg_destroy (&reply);
-        s_set_error ("out of memory for a %zu byte reply", size);
+        s_set_error (self, "out of memory for a %zu byte reply", size);
         return -1;
     }
     memcpy (copy, zframe_data (frame), size);
@@ -372,15 +354,15 @@ cmq_client_recv (cmq_client_t *self, int timeout_ms, char **service_p)
     if (service_p)
         *service_p = NULL;
     if (!self->dealer) {
-        s_set_error ("no socket: the last reconnect failed");
+        s_set_error (self, "no socket: the last reconnect failed");
         return NULL;
     }
     int64_t deadline_ms = timeout_ms < 0 ? -1 : zclock_mono () + timeout_ms;
     zmsg_t *body = NULL;
     s_wait_t result = s_wait (self, deadline_ms, NULL, &body, service_p);
     if (result == S_WAIT_TIMEOUT)
-        s_set_error ("no reply within %d ms", timeout_ms);
+        s_set_error (self, "no reply within %d ms", timeout_ms);
     else if (result == S_WAIT_INTERRUPTED)
-        s_set_error ("interrupted");
+        s_set_error (self, "interrupted");
     return body;
 }

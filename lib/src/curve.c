@@ -18,24 +18,11 @@
 
 #include "cartmq/curve.h"
 #include "cartmq/zpl_check.h"
+#include "error.h"
 
 //  A certificate is a few hundred bytes; more is not a certificate
 #define S_MAX_CERT_BYTES (64 * 1024)
 #define S_KEY_TXT_LEN    40  //  Z85 text of a 32-byte key
-
-static void s_fail (char *error, size_t error_size, const char *format, ...)
-  __attribute__ ((format (printf, 3, 4)));
-
-static void
-s_fail (char *error, size_t error_size, const char *format, ...)
-{
-    if (!error || error_size == 0)
-        return;
-    va_list args;
-    va_start (args, format);
-    vsnprintf (error, error_size, format, args);
-    va_end (args);
-}
 
 //  Decodes a Z85 key of exactly 40 characters into 32 bytes
 static bool
@@ -50,20 +37,20 @@ static zconfig_t *
 s_load_tree (const char *path, mode_t *mode, char *error, size_t error_size)
 {
     if (!path || !*path) {
-        s_fail (error, error_size, "no certificate file given");
+        cmq_error_set (error, error_size, "no certificate file given");
         return NULL;
     }
     //  O_NONBLOCK: a FIFO given by mistake must not hang us in open()
     int fd = open (path, O_RDONLY | O_NONBLOCK | O_CLOEXEC);
     if (fd == -1) {
-        s_fail (error, error_size, "%s: %s", path, strerror (errno));
+        cmq_error_set (error, error_size, "%s: %s", path, strerror (errno));
         return NULL;
     }
     struct stat info;
     FILE *file = NULL;
     if (fstat (fd, &info) || !S_ISREG (info.st_mode) ||
         !(file = fdopen (fd, "r"))) {
-        s_fail (error, error_size, "%s: not a regular file", path);
+        cmq_error_set (error, error_size, "%s: not a regular file", path);
         close (fd);
         return NULL;
     }
@@ -77,11 +64,12 @@ s_load_tree (const char *path, mode_t *mode, char *error, size_t error_size)
     //  certificate is turned away by cmq_zpl_check before it gets there.
     zconfig_t *root = NULL;
     if (read_errno)
-        s_fail (error, error_size, "%s: %s", path, strerror (read_errno));
+        cmq_error_set (error, error_size, "%s: %s", path,
+                       strerror (read_errno));
     else if (size > S_MAX_CERT_BYTES || memchr (text, '\0', size) ||
              cmq_zpl_check (text, NULL, NULL, NULL) ||
              !(root = zconfig_str_load (text)))
-        s_fail (error, error_size, "%s: not a certificate file", path);
+        cmq_error_set (error, error_size, "%s: not a certificate file", path);
     free (text);
     return root;
 }
@@ -113,18 +101,20 @@ cmq_curve_load_secret (const char *path, char *error, size_t error_size)
       s_decode_key (zconfig_get (root, "curve/secret-key", NULL), secret_key);
     zcert_t *cert = NULL;
     if (!has_secret && has_public)
-        s_fail (error, error_size,
-                "%s is a public certificate; give the %s_secret file", path,
-                path);
+        cmq_error_set (error, error_size,
+                       "%s is a public certificate; give the %s_secret file",
+                       path, path);
     else if (!has_secret)
-        s_fail (error, error_size, "%s: no valid curve/secret-key", path);
+        cmq_error_set (error, error_size, "%s: no valid curve/secret-key",
+                       path);
     else if (mode & 0044)
-        s_fail (error, error_size,
-                "%s: secret certificate is readable by group or others "
-                "(mode %04o); chmod 600 it",
-                path, (unsigned) mode);
+        cmq_error_set (error, error_size,
+                       "%s: secret certificate is readable by group or others "
+                       "(mode %04o); chmod 600 it",
+                       path, (unsigned) mode);
     else if (!has_public)
-        s_fail (error, error_size, "%s: no valid curve/public-key", path);
+        cmq_error_set (error, error_size, "%s: no valid curve/public-key",
+                       path);
     else {
         //  A hand-edited file could pair keys that do not belong together;
         //  the handshake would then fail with no useful message.
@@ -137,8 +127,9 @@ cmq_curve_load_secret (const char *path, char *error, size_t error_size)
         if (zmq_curve_public (derived_txt, secret_txt) == 0 &&
             zmq_z85_decode (derived, derived_txt) &&
             memcmp (derived, public_key, 32) != 0)
-            s_fail (error, error_size,
-                    "%s: public and secret keys do not belong together", path);
+            cmq_error_set (error, error_size,
+                           "%s: public and secret keys do not belong together",
+                           path);
         else {
             cert = zcert_new_from (public_key, secret_key);
             s_copy_metadata (root, cert);
@@ -160,8 +151,9 @@ cmq_curve_load_public (const char *path, char *error, size_t error_size)
     zcert_t *cert = NULL;
     if (!s_decode_key (zconfig_get (root, "curve/public-key", NULL),
                        public_key))
-        s_fail (error, error_size,
-                "%s: not a certificate (no valid curve/public-key)", path);
+        cmq_error_set (error, error_size,
+                       "%s: not a certificate (no valid curve/public-key)",
+                       path);
     else {
         //  Even from a secret file, we keep only the public half
         cert = zcert_new_from (public_key, no_secret);
@@ -178,7 +170,7 @@ cmq_curve_setup_client (zsock_t *sock, const char *server_public,
     assert (sock);
     //  zsock's curve setters assert when libzmq lacks CURVE
     if (!zsys_has_curve ()) {
-        s_fail (error, error_size, "this libzmq has no CURVE support");
+        cmq_error_set (error, error_size, "this libzmq has no CURVE support");
         return -1;
     }
     zcert_t *ours = cmq_curve_load_secret (our_secret, error, error_size);
@@ -207,10 +199,10 @@ s_create_new (const char *path, mode_t mode, char *error, size_t error_size)
       open (path, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, mode);
     if (fd == -1) {
         if (errno == EEXIST)
-            s_fail (error, error_size,
-                    "%s exists; not overwriting a certificate", path);
+            cmq_error_set (error, error_size,
+                           "%s exists; not overwriting a certificate", path);
         else
-            s_fail (error, error_size, "%s: %s", path, strerror (errno));
+            cmq_error_set (error, error_size, "%s: %s", path, strerror (errno));
     }
     return fd;
 }
@@ -294,7 +286,7 @@ cmq_curve_keygen (const char *name, char *error, size_t error_size)
 {
     //  "-" reads as stdout to many tools; refuse it as a file name
     if (!name || !*name || streq (name, "-")) {
-        s_fail (error, error_size, "keygen needs a file name");
+        cmq_error_set (error, error_size, "keygen needs a file name");
         return -1;
     }
     char *secret_name = zsys_sprintf ("%s_secret", name);
@@ -312,13 +304,14 @@ cmq_curve_keygen (const char *name, char *error, size_t error_size)
         zcert_destroy (&cert);
         //  Created 0600 less the umask: never wider, but say it exactly.
         if (fchmod (secret_fd, 0600) != 0)
-            s_fail (error, error_size, "%s: %s", secret_name, strerror (errno));
+            cmq_error_set (error, error_size, "%s: %s", secret_name,
+                           strerror (errno));
         else if (s_write_all (public_fd, public_text) != 0)
-            s_fail (error, error_size, "%s: cannot write: %s", name,
-                    strerror (errno));
+            cmq_error_set (error, error_size, "%s: cannot write: %s", name,
+                           strerror (errno));
         else if (s_write_all (secret_fd, secret_text) != 0)
-            s_fail (error, error_size, "%s: cannot write: %s", secret_name,
-                    strerror (errno));
+            cmq_error_set (error, error_size, "%s: cannot write: %s",
+                           secret_name, strerror (errno));
         else
             rc = 0;
         //  The secret key must not linger in freed memory.

@@ -22,12 +22,6 @@ cmq_log_init (const char *component, cmq_log_level_t level, bool use_syslog)
         zsys_set_logsystem (true);
 }
 
-void
-cmq_log_set_level (cmq_log_level_t level)
-{
-    s_level = level;
-}
-
 bool
 cmq_log_enabled (cmq_log_level_t level)
 {

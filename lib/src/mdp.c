@@ -4,14 +4,6 @@
 
 #include <string.h>
 
-bool
-cmq_mdp_frame_is (zframe_t *frame, const char *string)
-{
-    size_t length = strlen (string);
-    return frame && zframe_size (frame) == length &&
-           memcmp (zframe_data (frame), string, length) == 0;
-}
-
 //  1 to 10 ASCII digits, leading zeros allowed, value 1..1000 (§3); or
 //  -1. Ten digits fit in 64 bits, so the value is exact before the range
 //  check: "0000000016" is 16 and "9999999999" is out of range, not wrapped.
@@ -36,12 +28,6 @@ s_bytes_of (zframe_t *frame)
 {
     cmq_mdp_bytes_t bytes = { zframe_data (frame), zframe_size (frame) };
     return bytes;
-}
-
-int
-cmq_mdp_parse_credit (zframe_t *frame)
-{
-    return s_credit (s_bytes_of (frame));
 }
 
 static bool

@@ -148,79 +148,6 @@ s_append_words (zlist_t *list, const char *text)
     }
 }
 
-static const char *s_transports[] = { "tcp",  "ipc",  "inproc", "ws",
-                                      "wss",  "udp",  "pgm",    "epgm",
-                                      "tipc", "vmci", "norm",   NULL };
-
-//  Transports whose address is HOST:PORT
-static bool
-s_has_port (const char *transport, size_t length)
-{
-    static const char *ported[] = { "tcp", "ws", "wss", "udp" };
-    for (size_t index = 0; index < sizeof (ported) / sizeof (ported[0]);
-         index++)
-        if (strlen (ported[index]) == length &&
-            memcmp (ported[index], transport, length) == 0)
-            return true;
-    return false;
-}
-
-int
-cmq_endpoint_check (const char *endpoint, char *reason, size_t reason_size)
-{
-    assert (endpoint && reason);
-    const char *separator = strstr (endpoint, "://");
-    size_t length = separator ? (size_t) (separator - endpoint) : 0;
-    bool is_known = false;
-    for (size_t index = 0; separator && s_transports[index]; index++)
-        if (strlen (s_transports[index]) == length &&
-            memcmp (s_transports[index], endpoint, length) == 0)
-            is_known = true;
-    if (!is_known) {
-        snprintf (reason, reason_size,
-                  "not an endpoint (TRANSPORT://ADDRESS, such as "
-                  "tcp://127.0.0.1:5555): %s",
-                  endpoint);
-        return -1;
-    }
-    const char *address = separator + 3;
-    if (!*address) {
-        snprintf (reason, reason_size, "no address: %s", endpoint);
-        return -1;
-    }
-    if (!s_has_port (endpoint, length))
-        return 0;
-    //  HOST:PORT, then for ws and wss an optional /path
-    size_t hostport = strcspn (address, "/");
-    const char *colon = NULL;
-    for (const char *scan = address; scan < address + hostport; scan++)
-        if (*scan == ':')
-            colon = scan;
-    if (!colon || colon == address) {
-        snprintf (reason, reason_size, "no HOST:PORT in %s", endpoint);
-        return -1;
-    }
-    const char *port = colon + 1;
-    size_t port_length = (size_t) (address + hostport - port);
-    if (port_length == 1 && *port == '*')
-        return 0;
-    unsigned long value = 0;
-    bool is_number = port_length > 0 && port_length <= 5;
-    for (size_t index = 0; is_number && index < port_length; index++) {
-        if (port[index] < '0' || port[index] > '9')
-            is_number = false;
-        else
-            value = value * 10 + (unsigned long) (port[index] - '0');
-    }
-    if (!is_number || value > 65535) {
-        snprintf (reason, reason_size,
-                  "port out of range (1-65535, or * or 0 for any): %s",
-                  endpoint);
-        return -1;
-    }
-    return 0;
-}
-
 //  Checks the endpoints appended to list after its first `before` items.
 static int
 s_check_new_endpoints (zlist_t *list, size_t before, char *reason,
@@ -487,6 +414,23 @@ s_is_flag (const char *arg)
     return arg[0] == '-' && arg[1] && !isdigit ((unsigned char) arg[1]);
 }
 
+//  Applies the flags scan recorded, after the config file, so they win.
+static s_scan_t
+s_apply_uses (const cmq_options_spec_t *spec, cmq_option_t *table,
+              const s_use_t *uses, size_t use_count, bool *touched)
+{
+    for (size_t index = 0; index < use_count; index++) {
+        cmq_option_t *option = uses[index].option;
+        char reason[256];
+        if (s_apply (option, uses[index].value, false, &touched[option - table],
+                     reason, sizeof (reason))) {
+            s_error (spec, "--%s: %s", option->name, reason);
+            return S_SCAN_ERROR;
+        }
+    }
+    return S_SCAN_OK;
+}
+
 cmq_options_result_t
 cmq_options_parse (const cmq_options_spec_t *spec, cmq_option_t *table,
                    int argc, char **argv, const char **positional,
@@ -535,15 +479,8 @@ cmq_options_parse (const cmq_options_spec_t *spec, cmq_option_t *table,
         scan = S_SCAN_ERROR;
 
     memset (touched, 0, (table_size + 1) * sizeof (bool));
-    for (size_t index = 0; index < use_count && scan == S_SCAN_OK; index++) {
-        cmq_option_t *option = uses[index].option;
-        char reason[256];
-        if (s_apply (option, uses[index].value, false, &touched[option - table],
-                     reason, sizeof (reason))) {
-            s_error (spec, "--%s: %s", option->name, reason);
-            scan = S_SCAN_ERROR;
-        }
-    }
+    if (scan == S_SCAN_OK)
+        scan = s_apply_uses (spec, table, uses, use_count, touched);
     free (touched);
     free (uses);
     if (positional_count)

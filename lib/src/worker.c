@@ -1,4 +1,7 @@
 //  worker.c - the Majordomo worker library: one service, one broker
+//
+//  No log lines here: failed calls keep their reason in self->errstr, and
+//  what happens inside recv and tick goes to the caller's notify hook.
 
 #include "cartmq/worker.h"
 
@@ -9,12 +12,10 @@
 #include <stdio.h>
 #include <string.h>
 
-#include "cartmq/curve.h"
-#include "cartmq/log.h"
 #include "cartmq/mdp.h"
 #include "cartmq/worker_fsm.h"
+#include "dealer.h"
 
-#define S_DEFAULT_ENDPOINT         "tcp://127.0.0.1:5555"
 #define S_DEFAULT_RECONNECT_MIN_MS 100
 #define S_DEFAULT_RECONNECT_MAX_MS 1000
 //  libzmq retries a lost TCP connection this often on its own.
@@ -37,26 +38,36 @@ struct _cmq_worker_t {
     zsock_t *socket;        //  DEALER; NULL while waiting to reconnect
     bool is_ready_sent;     //  READY went out on this socket's connection
     uint64_t generation;    //  successful connects so far
+    cmq_worker_notify_fn *notify;  //  the caller's hook, or NULL
+    void *notify_arg;
+    char errstr[CMQ_ERRSTR_SIZE];  //  why the last call failed
 };
 
-static _Thread_local char s_error[256];
-
-static void s_set_error (const char *format, ...)
-  __attribute__ ((format (printf, 1, 2)));
-
-static void
-s_set_error (const char *format, ...)
+const char *
+cmq_worker_errstr (cmq_worker_t *self)
 {
-    va_list args;
-    va_start (args, format);
-    vsnprintf (s_error, sizeof (s_error), format, args);
-    va_end (args);
+    assert (self);
+    return self->errstr[0] ? self->errstr : "no error";
 }
 
-const char *
-cmq_worker_error (void)
+static void s_notify (cmq_worker_t *self, cmq_worker_notice_t level,
+                      const char *format, ...)
+  __attribute__ ((format (printf, 3, 4)));
+
+//  Tells the caller what the worker did on its own. Formatting costs
+//  nothing when there is no hook.
+static void
+s_notify (cmq_worker_t *self, cmq_worker_notice_t level, const char *format,
+          ...)
 {
-    return s_error;
+    if (!self->notify)
+        return;
+    char text[512];
+    va_list args;
+    va_start (args, format);
+    vsnprintf (text, sizeof (text), format, args);
+    va_end (args);
+    self->notify (self->notify_arg, level, text);
 }
 
 void
@@ -64,7 +75,7 @@ cmq_worker_config_defaults (cmq_worker_config_t *config)
 {
     assert (config);
     memset (config, 0, sizeof (*config));
-    config->endpoint = S_DEFAULT_ENDPOINT;
+    config->endpoint = CMQ_DEFAULT_ENDPOINT;
     config->heartbeat_ms = CMQ_DEFAULT_HEARTBEAT_MS;
     config->liveness = CMQ_DEFAULT_LIVENESS;
     config->credit = 1;
@@ -72,62 +83,57 @@ cmq_worker_config_defaults (cmq_worker_config_t *config)
     config->reconnect_max_ms = S_DEFAULT_RECONNECT_MAX_MS;
 }
 
-//  0 takes the default (a zeroed config works); negative is a mistake.
+//  <= 0 takes the default, as in the client (cartmq/common.h).
 static int
-s_positive_or_default (const char *name, int value, int fallback, int *out)
+s_or_default (int value, int fallback)
 {
-    if (value < 0) {
-        s_set_error ("%s must be positive, not %d", name, value);
-        return -1;
-    }
-    *out = value == 0 ? fallback : value;
-    return 0;
+    return value > 0 ? value : fallback;
 }
 
-//  Checks config and fills self's settings; -1 with the error set.
+//  Checks config and fills self's settings; -1 with the reason in error.
 static int
 s_apply_config (cmq_worker_t *self, const cmq_worker_config_t *config,
-                int *heartbeat_ms, int *liveness, int *min_ms, int *max_ms)
+                char *error, size_t error_size)
 {
     if (!config->service || !*config->service) {
-        s_set_error ("a service name is required");
+        cmq_error_set (error, error_size, "a service name is required");
         return -1;
     }
     if (strlen (config->service) > CMQ_MAX_SERVICE_NAME_BYTES) {
-        s_set_error ("service name is over %d bytes",
-                     CMQ_MAX_SERVICE_NAME_BYTES);
+        cmq_error_set (error, error_size, "service name is over %d bytes",
+                       CMQ_MAX_SERVICE_NAME_BYTES);
         return -1;
     }
-    if (config->credit < 0 || config->credit > CMQ_MAX_CREDIT) {
-        s_set_error ("credit must be 1..%d, not %d", CMQ_MAX_CREDIT,
-                     config->credit);
+    if (config->credit > CMQ_MAX_CREDIT) {
+        cmq_error_set (error, error_size, "credit must be 1..%d, not %d",
+                       CMQ_MAX_CREDIT, config->credit);
         return -1;
     }
     if (config->endpoint && !*config->endpoint) {
-        s_set_error ("endpoint is empty");
+        cmq_error_set (error, error_size, "endpoint is empty");
         return -1;
     }
     if (!config->curve_server != !config->curve_cert) {
-        s_set_error ("CURVE needs both the server's public cert and ours");
+        cmq_error_set (error, error_size,
+                       "curve: a server public cert and our secret cert "
+                       "go together");
         return -1;
     }
-    if (s_positive_or_default ("heartbeat_ms", config->heartbeat_ms,
-                               CMQ_DEFAULT_HEARTBEAT_MS, heartbeat_ms) ||
-        s_positive_or_default ("liveness", config->liveness,
-                               CMQ_DEFAULT_LIVENESS, liveness) ||
-        s_positive_or_default ("reconnect_min_ms", config->reconnect_min_ms,
-                               S_DEFAULT_RECONNECT_MIN_MS, min_ms) ||
-        s_positive_or_default ("reconnect_max_ms", config->reconnect_max_ms,
-                               S_DEFAULT_RECONNECT_MAX_MS, max_ms))
-        return -1;
-    self->credit = config->credit == 0 ? 1 : config->credit;
+    self->credit = s_or_default (config->credit, 1);
     self->endpoint =
-      strdup (config->endpoint ? config->endpoint : S_DEFAULT_ENDPOINT);
+      strdup (config->endpoint ? config->endpoint : CMQ_DEFAULT_ENDPOINT);
     self->service = strdup (config->service);
     if (config->curve_server) {
         self->curve_server = strdup (config->curve_server);
         self->curve_cert = strdup (config->curve_cert);
     }
+    self->notify = config->notify;
+    self->notify_arg = config->notify_arg;
+    self->fsm = cmq_worker_fsm_new (
+      s_or_default (config->heartbeat_ms, CMQ_DEFAULT_HEARTBEAT_MS),
+      s_or_default (config->liveness, CMQ_DEFAULT_LIVENESS),
+      s_or_default (config->reconnect_min_ms, S_DEFAULT_RECONNECT_MIN_MS),
+      s_or_default (config->reconnect_max_ms, S_DEFAULT_RECONNECT_MAX_MS));
     return 0;
 }
 
@@ -148,34 +154,19 @@ s_send (cmq_worker_t *self, zmsg_t **msg_p)
 }
 
 static zsock_t *
-s_new_socket (cmq_worker_t *self)
+s_new_socket (cmq_worker_t *self, char *error, size_t error_size)
 {
-    zsock_t *sock = zsock_new (ZMQ_DEALER);
-    if (!sock) {
-        s_set_error ("cannot create a socket: %s", zmq_strerror (errno));
-        return NULL;
-    }
-    zsock_set_linger (sock, 0);
-    zsock_set_sndtimeo (sock, 0);
+    cmq_dealer_config_t dealer = { 0 };
+    dealer.endpoint = self->endpoint;
+    dealer.curve_server = self->curve_server;
+    dealer.curve_cert = self->curve_cert;
+    dealer.send_timeout_ms = 0;
     //  Nothing is queued before the connection is up: READY is sent when
     //  it is (s_send_ready), so no READY can wait in a socket and register
     //  later, after we gave up on that socket (§5).
-    zsock_set_immediate (sock, 1);
-    zsock_set_reconnect_ivl (sock, S_TCP_RECONNECT_IVL_MS);
-    char reason[256] = "";
-    if (self->curve_server &&
-        cmq_curve_setup_client (sock, self->curve_server, self->curve_cert,
-                                reason, sizeof (reason))) {
-        s_set_error ("CURVE setup failed: %s", reason);
-        zsock_destroy (&sock);
-        return NULL;
-    }
-    if (zsock_connect (sock, "%s", self->endpoint)) {
-        s_set_error ("cannot connect to %s: %s", self->endpoint,
-                     zmq_strerror (errno));
-        zsock_destroy (&sock);
-    }
-    return sock;
+    dealer.is_immediate = true;
+    dealer.reconnect_ivl_ms = S_TCP_RECONNECT_IVL_MS;
+    return cmq_dealer_new (&dealer, error, error_size);
 }
 
 //  Closes the socket. Unless the broker has already forgotten us, a
@@ -209,24 +200,26 @@ s_send_ready (cmq_worker_t *self)
         self->is_ready_sent = true;
         //  The broker gets a full liveness window from READY on.
         cmq_worker_fsm_on_connect (self->fsm, zclock_mono ());
-        cmq_log_debug ("READY sent endpoint=%s service=%s", self->endpoint,
-                       self->service);
+        s_notify (self, CMQ_WORKER_NOTICE_DEBUG,
+                  "READY sent endpoint=%s service=%s", self->endpoint,
+                  self->service);
     }
 }
 
 //  Closes the current socket (the broker is dead or has forgotten us) and
 //  opens a fresh one, which says READY when connected, so the broker sees
-//  a new worker, once.
+//  a new worker, once. -1 with the reason in error if no socket opened.
 static int
-s_connect (cmq_worker_t *self)
+s_connect (cmq_worker_t *self, char *error, size_t error_size)
 {
     s_close (self, false);
-    self->socket = s_new_socket (self);
+    self->socket = s_new_socket (self, error, error_size);
     int64_t now_ms = zclock_mono ();
     cmq_worker_fsm_on_connect (self->fsm, now_ms);
     if (!self->socket) {
         //  Retry after the backoff, as if the broker had refused us.
-        cmq_worker_fsm_on_receive (self->fsm, now_ms, false, true);
+        cmq_worker_fsm_on_receive (self->fsm, now_ms,
+                                   CMQ_WORKER_HEARD_DISCONNECT);
         return -1;
     }
     self->generation++;
@@ -235,21 +228,17 @@ s_connect (cmq_worker_t *self)
 }
 
 cmq_worker_t *
-cmq_worker_new (const cmq_worker_config_t *config)
+cmq_worker_new (const cmq_worker_config_t *config, char *error,
+                size_t error_size)
 {
+    cmq_worker_config_t defaults;
     if (!config) {
-        s_set_error ("no config");
-        return NULL;
+        cmq_worker_config_defaults (&defaults);
+        config = &defaults;
     }
     cmq_worker_t *self = (cmq_worker_t *) zmalloc (sizeof (cmq_worker_t));
-    int heartbeat_ms, liveness, min_ms, max_ms;
-    if (s_apply_config (self, config, &heartbeat_ms, &liveness, &min_ms,
-                        &max_ms)) {
-        cmq_worker_destroy (&self);
-        return NULL;
-    }
-    self->fsm = cmq_worker_fsm_new (heartbeat_ms, liveness, min_ms, max_ms);
-    if (s_connect (self)) {
+    if (s_apply_config (self, config, error, error_size) ||
+        s_connect (self, error, error_size)) {
         cmq_worker_destroy (&self);
         return NULL;
     }
@@ -285,17 +274,19 @@ cmq_worker_tick (cmq_worker_t *self)
     cmq_worker_action_t action =
       cmq_worker_fsm_on_tick (self->fsm, zclock_mono ());
     if (action == CMQ_WORKER_DO_RECONNECT) {
-        cmq_log_info ("reconnecting to broker endpoint=%s service=%s",
-                      self->endpoint, self->service);
-        if (s_connect (self))
-            cmq_log_warning ("reconnect failed: %s", s_error);
+        s_notify (self, CMQ_WORKER_NOTICE_INFO,
+                  "reconnecting to broker endpoint=%s service=%s",
+                  self->endpoint, self->service);
+        if (s_connect (self, self->errstr, sizeof (self->errstr)))
+            s_notify (self, CMQ_WORKER_NOTICE_WARNING, "reconnect failed: %s",
+                      self->errstr);
         return;
     }
     if (self->socket && cmq_worker_fsm_is_waiting (self->fsm)) {
         //  Silent for liveness intervals: close now, reconnect after the
         //  backoff, with no socket in between.
-        cmq_log_info ("broker silent, closing socket endpoint=%s",
-                      self->endpoint);
+        s_notify (self, CMQ_WORKER_NOTICE_INFO,
+                  "broker silent, closing socket endpoint=%s", self->endpoint);
         s_close (self, false);
     }
     //  Before any HEARTBEAT, so none goes out ahead of READY on a
@@ -342,16 +333,19 @@ s_handle_message (cmq_worker_t *self, zmsg_t **msg_p,
     if (status == CMQ_MDP_OK && parsed.kind == CMQ_MDP_FROM_WORKER) {
         switch (parsed.command) {
             case CMQ_MDPW_REQUEST:
-                cmq_worker_fsm_on_receive (self->fsm, now_ms, true, false);
+                cmq_worker_fsm_on_receive (self->fsm, now_ms,
+                                           CMQ_WORKER_HEARD_WORK);
                 return s_take_request (self, msg_p, ticket);
             case CMQ_MDPW_HEARTBEAT:
-                cmq_worker_fsm_on_receive (self->fsm, now_ms, true, false);
+                cmq_worker_fsm_on_receive (self->fsm, now_ms,
+                                           CMQ_WORKER_HEARD_WORK);
                 zmsg_destroy (msg_p);
                 return NULL;
             case CMQ_MDPW_DISCONNECT:
-                cmq_log_info ("broker said DISCONNECT endpoint=%s",
-                              self->endpoint);
-                cmq_worker_fsm_on_receive (self->fsm, now_ms, false, true);
+                s_notify (self, CMQ_WORKER_NOTICE_INFO,
+                          "broker said DISCONNECT endpoint=%s", self->endpoint);
+                cmq_worker_fsm_on_receive (self->fsm, now_ms,
+                                           CMQ_WORKER_HEARD_DISCONNECT);
                 zmsg_destroy (msg_p);
                 //  The broker has forgotten this socket: close it now, so
                 //  nothing more goes out on it during the backoff.
@@ -364,10 +358,10 @@ s_handle_message (cmq_worker_t *self, zmsg_t **msg_p,
     } else if (status == CMQ_MDP_OK)
         status = CMQ_MDP_UNKNOWN_HEADER;  //  MDPC01 to a worker
     //  Still a sign of life from the broker, just not one we can use.
-    cmq_worker_fsm_on_receive (self->fsm, now_ms, false, false);
-    cmq_log_warning ("dropped message from broker endpoint=%s frames=%zu: %s",
-                     self->endpoint, zmsg_size (*msg_p),
-                     cmq_mdp_status_str (status));
+    cmq_worker_fsm_on_receive (self->fsm, now_ms, CMQ_WORKER_HEARD_OTHER);
+    s_notify (self, CMQ_WORKER_NOTICE_WARNING,
+              "dropped message from broker endpoint=%s frames=%zu: %s",
+              self->endpoint, zmsg_size (*msg_p), cmq_mdp_status_str (status));
     zmsg_destroy (msg_p);
     return NULL;
 }
@@ -449,9 +443,10 @@ cmq_worker_reply (cmq_worker_t *self, cmq_worker_ticket_t *ticket,
         !self->socket) {
         //  The broker forgot the socket this came in on and has given the
         //  request to another worker; a reply now would be a forgery.
-        cmq_log_debug ("dropped stale reply generation=%" PRIu64
-                       " current=%" PRIu64,
-                       ticket->generation, self->generation);
+        snprintf (self->errstr, sizeof (self->errstr),
+                  "dropped stale reply generation=%" PRIu64 " current=%" PRIu64,
+                  ticket->generation, self->generation);
+        s_notify (self, CMQ_WORKER_NOTICE_DEBUG, "%s", self->errstr);
         zframe_destroy (&ticket->address);
         zmsg_destroy (body_p);
         return -1;
@@ -462,8 +457,10 @@ cmq_worker_reply (cmq_worker_t *self, cmq_worker_ticket_t *ticket,
         zmsg_addmem (*body_p, NULL, 0);  //  MDP needs a body frame
     zmsg_t *msg = cmq_mdp_worker_reply (&ticket->address, body_p);
     if (s_send (self, &msg)) {
-        cmq_log_warning ("reply dropped: broker not reading endpoint=%s",
-                         self->endpoint);
+        snprintf (self->errstr, sizeof (self->errstr),
+                  "reply dropped: broker not reading endpoint=%s",
+                  self->endpoint);
+        s_notify (self, CMQ_WORKER_NOTICE_WARNING, "%s", self->errstr);
         return -1;
     }
     return 0;

@@ -72,14 +72,14 @@ cmq_worker_fsm_on_connect (cmq_worker_fsm_t *self, int64_t now_ms)
 }
 
 void
-cmq_worker_fsm_on_receive (cmq_worker_fsm_t *self, int64_t now_ms, bool is_work,
-                           bool is_disconnect)
+cmq_worker_fsm_on_receive (cmq_worker_fsm_t *self, int64_t now_ms,
+                           cmq_worker_heard_t heard)
 {
     assert (self);
     self->last_heard_ms = now_ms;
-    if (is_work)
+    if (heard == CMQ_WORKER_HEARD_WORK)
         self->backoff_ms = 0;
-    if (is_disconnect && !self->is_reconnect_pending)
+    if (heard == CMQ_WORKER_HEARD_DISCONNECT && !self->is_reconnect_pending)
         s_schedule_reconnect (self, now_ms);
 }
 

@@ -2319,7 +2319,7 @@ fake_setup (void **state)
     config.endpoint = fake->endpoint;
     config.timeout_ms = 300;
     config.retries = 0;
-    fake->client = cmq_client_new (&config);
+    fake->client = cmq_client_new (&config, NULL, 0);
     if (!fake->client)
         return -1;
     *state = fake;
@@ -2462,7 +2462,7 @@ every_retry_of_a_call_resends_the_request_id_made_for_that_call (void **state)
     config.endpoint = endpoint;
     config.timeout_ms = 150;
     config.retries = 2;
-    cmq_client_t *client = cmq_client_new (&config);
+    cmq_client_t *client = cmq_client_new (&config, NULL, 0);
     assert_non_null (client);
 
     cmq_cart_item_t item;

@@ -36,7 +36,7 @@ teardown (void **state)
 static int64_t
 s_disconnect_and_find_reconnect (cmq_worker_fsm_t *fsm, int64_t now_ms)
 {
-    cmq_worker_fsm_on_receive (fsm, now_ms, false, true);
+    cmq_worker_fsm_on_receive (fsm, now_ms, CMQ_WORKER_HEARD_DISCONNECT);
     int64_t wait_ms = cmq_worker_fsm_wait_ms (fsm, now_ms);
     int64_t due_ms = now_ms + wait_ms;
     if (wait_ms > 0)
@@ -87,7 +87,7 @@ static void
 hearing_from_the_broker_does_not_restart_the_heartbeat_interval (void **state)
 {
     cmq_worker_fsm_t *fsm = *state;
-    cmq_worker_fsm_on_receive (fsm, 900, true, false);
+    cmq_worker_fsm_on_receive (fsm, 900, CMQ_WORKER_HEARD_WORK);
     assert_int_equal (cmq_worker_fsm_on_tick (fsm, 1000),
                       CMQ_WORKER_DO_HEARTBEAT);
 }
@@ -132,7 +132,7 @@ hearing_anything_postpones_expiry (void **state)
     cmq_worker_fsm_t *fsm = *state;
     //  Neither work nor DISCONNECT (say, a message we cannot parse): the
     //  broker is still alive.
-    cmq_worker_fsm_on_receive (fsm, 2500, false, false);
+    cmq_worker_fsm_on_receive (fsm, 2500, CMQ_WORKER_HEARD_OTHER);
     cmq_worker_fsm_on_send (fsm, 2500);
     assert_int_equal (cmq_worker_fsm_on_tick (fsm, EXPIRY_MS),
                       CMQ_WORKER_DO_NOTHING);
@@ -161,7 +161,7 @@ static void
 first_disconnect_reconnects_at_once (void **state)
 {
     cmq_worker_fsm_t *fsm = *state;
-    cmq_worker_fsm_on_receive (fsm, 500, false, true);
+    cmq_worker_fsm_on_receive (fsm, 500, CMQ_WORKER_HEARD_DISCONNECT);
     assert_int_equal (cmq_worker_fsm_wait_ms (fsm, 500), 0);
     assert_int_equal (cmq_worker_fsm_on_tick (fsm, 500),
                       CMQ_WORKER_DO_RECONNECT);
@@ -207,7 +207,7 @@ request_from_the_broker_resets_the_backoff (void **state)
     cmq_worker_fsm_on_connect (fsm, now_ms);
     now_ms = s_disconnect_and_find_reconnect (fsm, now_ms);
     cmq_worker_fsm_on_connect (fsm, now_ms);
-    cmq_worker_fsm_on_receive (fsm, now_ms + 1, true, false);
+    cmq_worker_fsm_on_receive (fsm, now_ms + 1, CMQ_WORKER_HEARD_WORK);
     assert_int_equal (s_disconnect_and_find_reconnect (fsm, now_ms + 2),
                       now_ms + 2);
 }
@@ -219,7 +219,7 @@ heartbeat_from_the_broker_resets_the_backoff (void **state)
     assert_int_equal (cmq_worker_fsm_on_tick (fsm, EXPIRY_MS),
                       CMQ_WORKER_DO_RECONNECT);
     cmq_worker_fsm_on_connect (fsm, EXPIRY_MS);
-    cmq_worker_fsm_on_receive (fsm, 3200, true, false);
+    cmq_worker_fsm_on_receive (fsm, 3200, CMQ_WORKER_HEARD_WORK);
     //  Backoff 0 again: the next expiry reconnects at once.
     assert_int_equal (cmq_worker_fsm_on_tick (fsm, 3200 + EXPIRY_MS),
                       CMQ_WORKER_DO_RECONNECT);
@@ -231,7 +231,7 @@ other_messages_do_not_reset_the_backoff (void **state)
     cmq_worker_fsm_t *fsm = *state;
     int64_t now_ms = s_disconnect_and_find_reconnect (fsm, 100);
     cmq_worker_fsm_on_connect (fsm, now_ms);
-    cmq_worker_fsm_on_receive (fsm, now_ms + 1, false, false);
+    cmq_worker_fsm_on_receive (fsm, now_ms + 1, CMQ_WORKER_HEARD_OTHER);
     assert_int_equal (s_disconnect_and_find_reconnect (fsm, now_ms + 2),
                       now_ms + 2 + 100);
 }
@@ -242,7 +242,7 @@ no_heartbeat_while_waiting_out_a_backoff (void **state)
     cmq_worker_fsm_t *fsm = *state;
     int64_t now_ms = s_disconnect_and_find_reconnect (fsm, 100);
     cmq_worker_fsm_on_connect (fsm, now_ms);
-    cmq_worker_fsm_on_receive (fsm, 2000, false, true);
+    cmq_worker_fsm_on_receive (fsm, 2000, CMQ_WORKER_HEARD_DISCONNECT);
     //  Heartbeat overdue since 1100, reconnect due at 2100.
     assert_int_equal (cmq_worker_fsm_on_tick (fsm, 2050),
                       CMQ_WORKER_DO_NOTHING);
@@ -256,8 +256,9 @@ second_disconnect_does_not_delay_a_pending_reconnect (void **state)
     cmq_worker_fsm_t *fsm = *state;
     int64_t now_ms = s_disconnect_and_find_reconnect (fsm, 100);
     cmq_worker_fsm_on_connect (fsm, now_ms);
-    cmq_worker_fsm_on_receive (fsm, 1000, false, true);  //  due 1100
-    cmq_worker_fsm_on_receive (fsm, 1050, false, true);
+    cmq_worker_fsm_on_receive (fsm, 1000,
+                               CMQ_WORKER_HEARD_DISCONNECT);  //  due 1100
+    cmq_worker_fsm_on_receive (fsm, 1050, CMQ_WORKER_HEARD_DISCONNECT);
     assert_int_equal (cmq_worker_fsm_on_tick (fsm, 1100),
                       CMQ_WORKER_DO_RECONNECT);
     //  And the backoff advanced once, not twice: next is 200.
@@ -291,7 +292,8 @@ wait_ms_covers_the_backoff_and_is_never_negative (void **state)
     int64_t now_ms = s_disconnect_and_find_reconnect (fsm, 100);
     assert_int_equal (cmq_worker_fsm_wait_ms (fsm, now_ms), 0);
     cmq_worker_fsm_on_connect (fsm, now_ms);
-    cmq_worker_fsm_on_receive (fsm, 500, false, true);  //  due 600
+    cmq_worker_fsm_on_receive (fsm, 500,
+                               CMQ_WORKER_HEARD_DISCONNECT);  //  due 600
     assert_int_equal (cmq_worker_fsm_wait_ms (fsm, 500), 100);
     assert_int_equal (cmq_worker_fsm_wait_ms (fsm, 570), 30);
     assert_int_equal (cmq_worker_fsm_wait_ms (fsm, 10000), 0);
@@ -336,7 +338,8 @@ socket_closes_on_disconnect_before_the_backoff (void **state)
     int64_t now_ms = s_disconnect_and_find_reconnect (fsm, 100);
     cmq_worker_fsm_on_connect (fsm, now_ms);
     assert_false (cmq_worker_fsm_is_waiting (fsm));
-    cmq_worker_fsm_on_receive (fsm, 1000, false, true);  //  due 1100
+    cmq_worker_fsm_on_receive (fsm, 1000,
+                               CMQ_WORKER_HEARD_DISCONNECT);  //  due 1100
     assert_true (cmq_worker_fsm_is_waiting (fsm));
     assert_int_equal (cmq_worker_fsm_on_tick (fsm, 1000),
                       CMQ_WORKER_DO_NOTHING);
@@ -346,10 +349,10 @@ static void
 waiting_ends_only_with_a_new_connection (void **state)
 {
     cmq_worker_fsm_t *fsm = *state;
-    cmq_worker_fsm_on_receive (fsm, 500, false, true);
+    cmq_worker_fsm_on_receive (fsm, 500, CMQ_WORKER_HEARD_DISCONNECT);
     //  Hearing from the broker meanwhile (a late message) changes nothing:
     //  the socket it came on is being dropped.
-    cmq_worker_fsm_on_receive (fsm, 500, true, false);
+    cmq_worker_fsm_on_receive (fsm, 500, CMQ_WORKER_HEARD_WORK);
     assert_true (cmq_worker_fsm_is_waiting (fsm));
     cmq_worker_fsm_on_connect (fsm, 500);
     assert_false (cmq_worker_fsm_is_waiting (fsm));

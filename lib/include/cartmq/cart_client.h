@@ -4,7 +4,7 @@
 //  client's chosen service) synchronously with the client's timeout and
 //  retries, and decodes the reply into *reply (reset it with
 //  cmq_cart_reply_reset). Returns 0 when a reply came, whatever its status
-//  (check reply->status), or -1 when none came (cmq_client_error).
+//  (check reply->status), or -1 when none came (cmq_client_errstr).
 //
 //  Every mutation carries a request_id (contract §4): the caller's, or,
 //  when request_id is NULL, a fresh random one (cmq_cart_request_id_new).

@@ -16,6 +16,10 @@
 //  requests are in flight.
 //
 //  Not thread safe: one client per thread.
+//
+//  Errors and defaults follow cartmq/common.h: the reason a call failed is
+//  kept in the client (cmq_client_errstr); cmq_client_new, having no
+//  client to keep it in, writes it to the caller's buffer.
 
 #ifndef CARTMQ_CLIENT_H
 #define CARTMQ_CLIENT_H
@@ -23,7 +27,8 @@
 #include <czmq.h>
 #include <stdint.h>
 
-#define CMQ_DEFAULT_ENDPOINT   "tcp://127.0.0.1:5555"
+#include "cartmq/common.h"
+
 #define CMQ_DEFAULT_TIMEOUT_MS 2500
 #define CMQ_DEFAULT_RETRIES    2
 
@@ -32,7 +37,8 @@ typedef struct _cmq_client_t cmq_client_t;
 typedef struct {
     const char *endpoint;      //  NULL: CMQ_DEFAULT_ENDPOINT
     int timeout_ms;            //  per attempt; <= 0: default
-    int retries;               //  resends after the first; < 0: default
+    int retries;               //  resends after the first (0: none);
+                               //  < 0: default
     const char *curve_server;  //  broker's public cert file, or NULL
     const char *curve_cert;    //  our secret cert file (NAME_secret)
 } cmq_client_config_t;
@@ -40,15 +46,17 @@ typedef struct {
 //  Fills a config with the defaults above.
 void cmq_client_config_defaults (cmq_client_config_t *config);
 
-//  Connects. Returns NULL on a bad endpoint or unusable cert; then
-//  cmq_client_error () says why.
-cmq_client_t *cmq_client_new (const cmq_client_config_t *config);
+//  Connects. config NULL: all defaults. Returns NULL on a bad endpoint or
+//  unusable cert, with the reason in error (up to error_size bytes, NUL
+//  included; CMQ_ERRSTR_SIZE always fits) unless error is NULL.
+cmq_client_t *cmq_client_new (const cmq_client_config_t *config, char *error,
+                              size_t error_size);
 
 void cmq_client_destroy (cmq_client_t **self_p);
 
 //  Sends service + body (takes *body_p) and waits for the reply. Returns 0
 //  and the reply body in *reply_p (caller destroys), or -1 when every
-//  attempt timed out or the call was interrupted (cmq_client_error).
+//  attempt timed out or the call was interrupted (cmq_client_errstr).
 int cmq_client_call (cmq_client_t *self, const char *service, zmsg_t **body_p,
                      zmsg_t **reply_p);
 
@@ -71,7 +79,8 @@ zmsg_t *cmq_client_recv (cmq_client_t *self, int timeout_ms, char **service_p);
 //  The socket, for callers that poll several things at once.
 zsock_t *cmq_client_socket (cmq_client_t *self);
 
-//  Why the last call on this thread failed.
-const char *cmq_client_error (void);
+//  Why the last call on this client failed ("no error" if none did). Valid
+//  until the next call on it.
+const char *cmq_client_errstr (cmq_client_t *self);
 
 #endif

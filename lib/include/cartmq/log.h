@@ -23,8 +23,6 @@ typedef enum {
 void cmq_log_init (const char *component, cmq_log_level_t level,
                    bool use_syslog);
 
-void cmq_log_set_level (cmq_log_level_t level);
-
 //  True if a message at this level would be written; lets callers skip
 //  building expensive arguments (hex ids) on the hot path.
 bool cmq_log_enabled (cmq_log_level_t level);

@@ -100,14 +100,6 @@ cmq_mdp_status_t cmq_mdp_parse_frames (const cmq_mdp_frames_t *frames,
 //  A short human phrase for a status, for logs ("unknown header").
 const char *cmq_mdp_status_str (cmq_mdp_status_t status);
 
-//  True if a frame holds exactly this string.
-bool cmq_mdp_frame_is (zframe_t *frame, const char *string);
-
-//  Parses the credit frame of READY: 1 to 10 ASCII digits (leading zeros
-//  allowed) whose value is 1..1000. Returns the credit, or -1 if the frame
-//  is anything else.
-int cmq_mdp_parse_credit (zframe_t *frame);
-
 //  Builders: each returns a new message starting with the empty delimiter
 //  (a DEALER sends it as is; a ROUTER pushes the routing id first).
 //  Body messages are taken and destroyed; *body_p is set to NULL.

@@ -19,6 +19,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "cartmq/endpoint.h"  //  ENDPOINT_LIST values pass cmq_endpoint_check
+
 typedef enum {
     CMQ_OPT_FLAG,          //  bool *target: present means true
     CMQ_OPT_INT,           //  int64_t *target, checked against min..max
@@ -71,14 +73,6 @@ cmq_options_result_t cmq_options_parse (const cmq_options_spec_t *spec,
                                         char **argv, const char **positional,
                                         int max_positional,
                                         int *positional_count, int *next_arg);
-
-//  Checks the form of a ZeroMQ endpoint before libzmq sees it, because
-//  libzmq accepts some bad ones quietly (a tcp port over 65535 is taken
-//  modulo 65536). TRANSPORT://ADDRESS with a known transport; for tcp, ws,
-//  wss and udp the address ends in :PORT (before any /path) where PORT is
-//  1..65535, or * or 0 for one the system picks. 0, or -1 with why in
-//  reason.
-int cmq_endpoint_check (const char *endpoint, char *reason, size_t reason_size);
 
 //  Frees the strings and lists the table's targets hold and NULLs them.
 void cmq_options_free (cmq_option_t *table);

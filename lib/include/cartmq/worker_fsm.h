@@ -30,6 +30,15 @@ typedef enum {
     CMQ_WORKER_DO_RECONNECT = 2   //  destroy socket, new socket, READY
 } cmq_worker_action_t;
 
+//  What came from the broker.
+typedef enum {
+    CMQ_WORKER_HEARD_WORK = 1,        //  REQUEST or HEARTBEAT: resets the
+                                      //  backoff
+    CMQ_WORKER_HEARD_DISCONNECT = 2,  //  DISCONNECT: a reconnect is due
+                                      //  after the backoff
+    CMQ_WORKER_HEARD_OTHER = 3        //  anything else: a sign of life only
+} cmq_worker_heard_t;
+
 cmq_worker_fsm_t *cmq_worker_fsm_new (int heartbeat_ms, int liveness,
                                       int reconnect_min_ms,
                                       int reconnect_max_ms);
@@ -40,11 +49,9 @@ void cmq_worker_fsm_destroy (cmq_worker_fsm_t **self_p);
 //  out, at now_ms: the broker has a full liveness window from then.
 void cmq_worker_fsm_on_connect (cmq_worker_fsm_t *self, int64_t now_ms);
 
-//  A message came from the broker. is_work: REQUEST or HEARTBEAT (resets
-//  the backoff); is_disconnect: DISCONNECT (a reconnect is due after the
-//  backoff).
+//  A message came from the broker at now_ms; heard says what it was.
 void cmq_worker_fsm_on_receive (cmq_worker_fsm_t *self, int64_t now_ms,
-                                bool is_work, bool is_disconnect);
+                                cmq_worker_heard_t heard);
 
 //  We sent something (READY, REPLY, HEARTBEAT) at now_ms.
 void cmq_worker_fsm_on_send (cmq_worker_fsm_t *self, int64_t now_ms);
