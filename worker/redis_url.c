@@ -245,17 +245,23 @@ redis_url_parse (const char *text, redis_url_t *url, char *error,
     url->port = REDIS_URL_DEFAULT_PORT;
     if (!text)
         return s_fail (error, error_size, "no Redis URL");
-    int rc = s_fail (error, error_size,
+    size_t index = 0;
+    size_t prefix_size = 0;
+    for (; index < sizeof (s_schemes) / sizeof (s_schemes[0]); index++) {
+        prefix_size = strlen (s_schemes[index].prefix);
+        if (strncmp (text, s_schemes[index].prefix, prefix_size) == 0)
+            break;
+    }
+    int rc;
+    if (index == sizeof (s_schemes) / sizeof (s_schemes[0]))
+        rc = s_fail (error, error_size,
                      "must be redis://HOST:PORT/DB or unix:///PATH");
-    for (size_t i = 0; i < sizeof (s_schemes) / sizeof (s_schemes[0]); i++) {
-        size_t prefix_size = strlen (s_schemes[i].prefix);
-        if (strncmp (text, s_schemes[i].prefix, prefix_size))
-            continue;
-        url->kind = s_schemes[i].kind;
-        rc = s_schemes[i].parse
-               ? s_schemes[i].parse (text + prefix_size, url, error, error_size)
-               : s_fail (error, error_size, "%s", s_schemes[i].refusal);
-        break;
+    else if (!s_schemes[index].parse)
+        rc = s_fail (error, error_size, "%s", s_schemes[index].refusal);
+    else {
+        url->kind = s_schemes[index].kind;
+        rc =
+          s_schemes[index].parse (text + prefix_size, url, error, error_size);
     }
     if (rc)
         memset (url, 0, sizeof (*url));  //  no half-parsed secrets

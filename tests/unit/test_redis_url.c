@@ -206,6 +206,30 @@ described_url_masks_the_password (void **state)
     assert_null (strstr (text, "hunter2"));
 }
 
+static void
+refusal_says_which_form_was_wrong (void **state)
+{
+    (void) state;
+    redis_url_t url;
+    char error[200];
+    assert_int_equal (
+      redis_url_parse ("rediss://h", &url, error, sizeof (error)), -1);
+    assert_non_null (strstr (error, "TLS"));
+    assert_int_equal (
+      redis_url_parse ("redis-sentinel://h", &url, error, sizeof (error)), -1);
+    assert_non_null (strstr (error, "must be redis://"));
+    assert_int_equal (redis_url_parse ("unix://p", &url, error, sizeof (error)),
+                      -1);
+    assert_non_null (strstr (error, "absolute path"));
+    //  A success leaves the caller's error buffer alone.
+    strcpy (error, "untouched");
+    s_parse_ok ("unix:///p", &url);
+    assert_int_equal (
+      redis_url_parse ("unix:///p", &url, error, sizeof (error)), 0);
+    assert_string_equal (error, "untouched");
+    assert_int_equal (url.kind, REDIS_URL_UNIX);
+}
+
 int
 main (void)
 {
@@ -219,6 +243,7 @@ main (void)
         cmocka_unit_test (refused_url_leaves_no_password_behind),
         cmocka_unit_test (password_longer_than_the_limit_is_refused),
         cmocka_unit_test (described_url_masks_the_password),
+        cmocka_unit_test (refusal_says_which_form_was_wrong),
     };
     return cmocka_run_group_tests (tests, NULL, NULL);
 }
