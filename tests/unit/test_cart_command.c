@@ -12,17 +12,16 @@
 
 static const char s_sha[] = "0123456789abcdef0123456789abcdef01234567";
 
+//  A request of method with every field set, as if a client sent them all:
+//  the command must carry only those its method takes.
 static cmq_cart_request_t
 s_request (cmq_cart_method_t method)
 {
-    cmq_cart_request_t request;
-    memset (&request, 0, sizeof (request));
-    request.method = method;
+    cmq_cart_request_t request = { .method = method,
+                                   .item = { .quantity = 3, .price = 250 } };
     cmq_cart_str_set (&request.user_id, "u", CMQ_CART_MAX_ID_BYTES);
     cmq_cart_str_set (&request.item.id, "it", CMQ_CART_MAX_ID_BYTES);
     cmq_cart_str_set (&request.item.name, "Name", CMQ_CART_MAX_NAME_BYTES);
-    request.item.quantity = 3;
-    request.item.price = 250;
     return request;
 }
 
