@@ -176,7 +176,7 @@ s_log_notice (void *arg, cmq_worker_notice_t level, const char *text)
 }
 
 static int
-s_run_worker (const s_settings_t *settings, const cart_store_url_t *url)
+s_run_worker (const s_settings_t *settings, const redis_url_t *url)
 {
     //  hiredis writes with write(2): a closed Redis socket must be an
     //  error to handle, not a SIGPIPE that kills us.
@@ -201,7 +201,7 @@ s_run_worker (const s_settings_t *settings, const cart_store_url_t *url)
     cart_service_t *service = NULL;
     char where[400] = "none";
     if (!settings->is_echo) {
-        cart_store_url_describe (url, where, sizeof (where));
+        redis_url_describe (url, where, sizeof (where));
         store = cart_store_new (url, s_redis_timeout_ms (settings));
         service = cart_service_new (store, (size_t) settings->concurrency);
         cart_store_connect (store);  //  a failure is logged; we retry later
@@ -234,7 +234,7 @@ main (int argc, char **argv)
           &settings.connect },
         { "redis", CMQ_OPT_STRING, "URL",
           "redis://[[USER]:PASS@]HOST:PORT/DB or unix:///PATH[?db=N] "
-          "(default " CART_STORE_DEFAULT_URL ")",
+          "(default " REDIS_URL_DEFAULT ")",
           0, 0, &settings.redis },
         { "service", CMQ_OPT_STRING, "NAME", "service name (default cart)", 0,
           0, &settings.service },
@@ -271,11 +271,10 @@ main (int argc, char **argv)
         settings.connect = strdup (CMQ_DEFAULT_ENDPOINT);
     if (!settings.service)
         settings.service = strdup ("cart");
-    cart_store_url_t url;
+    redis_url_t url;
     char error[200];
-    if (cart_store_url_parse (settings.redis ? settings.redis
-                                             : CART_STORE_DEFAULT_URL,
-                              &url, error, sizeof (error))) {
+    if (redis_url_parse (settings.redis ? settings.redis : REDIS_URL_DEFAULT,
+                         &url, error, sizeof (error))) {
         fprintf (stderr, "%s: --redis: %s\n", S_PROGRAM, error);
         cmq_options_free (table);
         return 2;
