@@ -15,6 +15,7 @@
 
 #include "cartmq/cart_client.h"
 #include "cartmq/client.h"
+#include "cartmq/histogram.h"
 #include "cartmq/options.h"
 
 #include <czmq.h>
@@ -53,22 +54,6 @@
 #define S_TICK_MS            20    //  timeout scan and interrupt check
 #define S_PROGRESS_NS        1000000000LL
 #define S_MAX_WEIGHT         1000000
-
-//  The histogram: 256 buckets per power of two above 512. Window-1
-//  latencies of two setups a few percent apart must not land in the same
-//  bucket: 64 per power of two (1.6 % wide) blurred them.
-#define S_SUB_BITS     9
-#define S_HALF_BUCKETS (1 << (S_SUB_BITS - 1))
-#define S_MAX_SHIFT    34
-#define S_BUCKETS      ((S_MAX_SHIFT + 2) * S_HALF_BUCKETS)
-#define S_MAX_VALUE    ((UINT64_C (1) << (S_MAX_SHIFT + S_SUB_BITS)) - 1)
-
-struct _bench_histogram_t {
-    uint64_t counts[S_BUCKETS];
-    uint64_t count;  //  values recorded
-    uint64_t max;    //  largest value, exact
-    double sum;      //  for the mean
-};
 
 //  Statuses we count one by one; anything else goes under "other".
 static const int s_statuses[] = { 200, 400, 404, 409, 503 };
@@ -130,7 +115,7 @@ typedef struct {
     bench_mix_t mix;             //  cart only
     s_peer_t *peers;             //  one per client
     zmq_pollitem_t *items;       //  one per client, same order
-    bench_histogram_t *latency;  //  nanoseconds
+    cmq_histogram_t *latency;    //  nanoseconds
     s_counts_t counts;
     msgpack_sbuffer buffer;  //  cart request being built
     msgpack_unpacked reply;  //  cart reply being read
@@ -144,120 +129,6 @@ typedef struct {
     int64_t stop_ns;         //  duration mode: when sending stops
     int64_t last_reply_ns;   //  end of the measured interval
 } s_bench_t;
-
-//  ---------------------------------------------------------------------
-//  Histogram
-
-bench_histogram_t *
-bench_histogram_new (void)
-{
-    return (bench_histogram_t *) zmalloc (sizeof (bench_histogram_t));
-}
-
-void
-bench_histogram_destroy (bench_histogram_t **self_p)
-{
-    assert (self_p);
-    free (*self_p);
-    *self_p = NULL;
-}
-
-static size_t
-s_bucket_of (uint64_t value)
-{
-    if (value < (1 << S_SUB_BITS))
-        return (size_t) value;
-    int shift = (63 - __builtin_clzll (value)) - (S_SUB_BITS - 1);
-    return (size_t) shift * S_HALF_BUCKETS + (size_t) (value >> shift);
-}
-
-//  The middle of a bucket's range of values.
-static uint64_t
-s_bucket_middle (size_t bucket)
-{
-    if (bucket < (1 << S_SUB_BITS))
-        return bucket;
-    size_t shift = bucket / S_HALF_BUCKETS - 1;
-    uint64_t lowest = (uint64_t) (bucket - shift * S_HALF_BUCKETS) << shift;
-    return lowest + (UINT64_C (1) << shift) / 2;
-}
-
-void
-bench_histogram_record (bench_histogram_t *self, uint64_t value)
-{
-    assert (self);
-    if (value > S_MAX_VALUE)
-        value = S_MAX_VALUE;
-    self->counts[s_bucket_of (value)]++;
-    self->count++;
-    self->sum += (double) value;
-    if (value > self->max)
-        self->max = value;
-}
-
-void
-bench_histogram_reset (bench_histogram_t *self)
-{
-    assert (self);
-    memset (self, 0, sizeof (*self));
-}
-
-uint64_t
-bench_histogram_count (const bench_histogram_t *self)
-{
-    assert (self);
-    return self->count;
-}
-
-uint64_t
-bench_histogram_max (const bench_histogram_t *self)
-{
-    assert (self);
-    return self->max;
-}
-
-double
-bench_histogram_mean (const bench_histogram_t *self)
-{
-    assert (self);
-    return self->count ? self->sum / (double) self->count : 0;
-}
-
-uint64_t
-bench_histogram_percentile (const bench_histogram_t *self, double percent)
-{
-    assert (self);
-    if (self->count == 0)
-        return 0;
-    double wanted = ceil (percent / 100.0 * (double) self->count);
-    uint64_t rank = wanted < 1 ? 1 : (uint64_t) wanted;
-    if (rank > self->count)
-        rank = self->count;
-    uint64_t seen = 0;
-    for (size_t bucket = 0; bucket < S_BUCKETS; bucket++) {
-        seen += self->counts[bucket];
-        if (seen >= rank) {
-            uint64_t middle = s_bucket_middle (bucket);
-            return middle < self->max ? middle : self->max;
-        }
-    }
-    return self->max;
-}
-
-bench_latency_us_t
-bench_histogram_summary (const bench_histogram_t *self)
-{
-    assert (self);
-    bench_latency_us_t summary = {
-        (double) bench_histogram_percentile (self, 50) / 1000.0,
-        (double) bench_histogram_percentile (self, 90) / 1000.0,
-        (double) bench_histogram_percentile (self, 99) / 1000.0,
-        (double) bench_histogram_percentile (self, 99.9) / 1000.0,
-        (double) self->max / 1000.0,
-        bench_histogram_mean (self) / 1000.0
-    };
-    return summary;
-}
 
 //  ---------------------------------------------------------------------
 //  Method mix
@@ -780,8 +651,8 @@ s_on_reply (s_bench_t *self, s_peer_t *peer, zmsg_t **body_p, int64_t now_ns)
     s_slot_t *slot = &peer->slots[index];
     if (self->is_measuring) {
         if (!is_settled)
-            bench_histogram_record (self->latency,
-                                    (uint64_t) (now_ns - slot->sent_ns));
+            cmq_histogram_record (self->latency,
+                                  (uint64_t) (now_ns - slot->sent_ns));
         self->counts.completed++;
         if (is_error)
             self->counts.errors++;
@@ -885,8 +756,8 @@ s_progress (const s_bench_t *self, int64_t now_ns, uint64_t *last_completed,
              "%" PRIu64 "  timeouts %" PRIu64 "\033[K",
              self->is_measuring ? "run   " : "warmup",
              (double) (now_ns - self->measure_ns) / 1e9, rate,
-             s_us (bench_histogram_percentile (self->latency, 50)),
-             s_us (bench_histogram_percentile (self->latency, 99)),
+             s_us (cmq_histogram_percentile (self->latency, 50)),
+             s_us (cmq_histogram_percentile (self->latency, 99)),
              self->counts.errors, self->counts.timeouts);
     fflush (stderr);
     *last_completed = self->counts.completed;
@@ -897,7 +768,7 @@ static void
 s_print_json (const s_bench_t *self, double elapsed_s)
 {
     const s_settings_t *settings = self->settings;
-    const bench_histogram_t *latency = self->latency;
+    const cmq_histogram_t *latency = self->latency;
     const s_counts_t *counts = &self->counts;
     printf ("{\"service\":\"%s\",\"clients\":%" PRId64 ",\"window\":%" PRId64,
             settings->service, settings->clients, settings->window);
@@ -910,7 +781,7 @@ s_print_json (const s_bench_t *self, double elapsed_s)
             ",\"rps\":%.1f",
             elapsed_s, counts->sent, counts->completed,
             elapsed_s > 0 ? (double) counts->completed / elapsed_s : 0.0);
-    bench_latency_us_t us = bench_histogram_summary (latency);
+    cmq_histogram_summary_t us = cmq_histogram_summary (latency, 1000);
     printf (",\"p50_us\":%.1f,\"p90_us\":%.1f,\"p99_us\":%.1f,"
             "\"p999_us\":%.1f,\"max_us\":%.1f,\"mean_us\":%.1f",
             us.p50, us.p90, us.p99, us.p999, us.max, us.mean);
@@ -946,7 +817,7 @@ static void
 s_print_text (const s_bench_t *self, double elapsed_s)
 {
     const s_settings_t *settings = self->settings;
-    const bench_histogram_t *latency = self->latency;
+    const cmq_histogram_t *latency = self->latency;
     const s_counts_t *counts = &self->counts;
     printf ("service     %s", settings->service);
     if (self->is_cart)
@@ -960,7 +831,7 @@ s_print_text (const s_bench_t *self, double elapsed_s)
     printf ("requests    %" PRIu64 " in %.2f s: %.0f requests/s\n",
             counts->completed, elapsed_s,
             elapsed_s > 0 ? (double) counts->completed / elapsed_s : 0.0);
-    bench_latency_us_t us = bench_histogram_summary (latency);
+    cmq_histogram_summary_t us = cmq_histogram_summary (latency, 1000);
     printf ("latency us  p50 %.1f  p90 %.1f  p99 %.1f  p99.9 %.1f  max %.1f"
             "  mean %.1f\n",
             us.p50, us.p90, us.p99, us.p999, us.max, us.mean);
@@ -1033,7 +904,8 @@ s_bench_new (const s_settings_t *settings)
       (s_peer_t *) zmalloc ((size_t) settings->clients * sizeof (s_peer_t));
     self->items = (zmq_pollitem_t *) zmalloc ((size_t) settings->clients *
                                               sizeof (zmq_pollitem_t));
-    self->latency = bench_histogram_new ();
+    self->latency =
+      cmq_histogram_new (BENCH_HISTOGRAM_BITS, BENCH_HISTOGRAM_MAX_BITS);
     msgpack_sbuffer_init (&self->buffer);
     msgpack_unpacked_init (&self->reply);
     self->opaque = (byte *) zmalloc ((size_t) settings->size);
@@ -1058,7 +930,7 @@ s_bench_destroy (s_bench_t **self_p)
     }
     free (self->peers);
     free (self->items);
-    bench_histogram_destroy (&self->latency);
+    cmq_histogram_destroy (&self->latency);
     msgpack_sbuffer_destroy (&self->buffer);
     msgpack_unpacked_destroy (&self->reply);
     free (self->opaque);
@@ -1074,7 +946,7 @@ s_start_measuring (s_bench_t *self, int64_t now_ns)
     self->measure_ns = now_ns;
     self->last_reply_ns = 0;
     memset (&self->counts, 0, sizeof (self->counts));
-    bench_histogram_reset (self->latency);
+    cmq_histogram_reset (self->latency);
     if (self->settings->requests == 0)
         self->stop_ns = now_ns + self->settings->duration_s * 1000000000LL;
 }
