@@ -147,8 +147,15 @@ cmq_cart_utf8_is_valid (const void *data, size_t size, size_t *bad_offset_p)
     return true;
 }
 
+cmq_cart_str_t
+cmq_cart_str (const char *value)
+{
+    cmq_cart_str_t str = { value ? value : "", value ? strlen (value) : 0 };
+    return str;
+}
+
 int
-cmq_cart_str_set (cmq_cart_str_t *str, const char *value, size_t max_bytes)
+cmq_cart_text_set (cmq_cart_text_t *str, const char *value, size_t max_bytes)
 {
     assert (str);
     str->size = 0;
@@ -197,15 +204,6 @@ s_type_name (msgpack_object_type type)
     return "unknown type";
 }
 
-static bool
-s_str_is (const msgpack_object *object, const char *string)
-{
-    size_t length = strlen (string);
-    return object->type == MSGPACK_OBJECT_STR &&
-           object->via.str.size == length &&
-           memcmp (object->via.str.ptr, string, length) == 0;
-}
-
 //  Any total order on string keys will do: sorting is only there to put
 //  duplicates side by side in O(n log n), whatever the peer sends.
 static int
@@ -222,9 +220,9 @@ s_compare_keys (const void *left_p, const void *right_p)
 
 //  Every key a msgpack str, none twice. `where` names the map.
 static int
-s_check_keys (const msgpack_object_map *map, const char *where,
-              s_error_t *error)
+s_check_keys (const msgpack_object *object, const char *where, s_error_t *error)
 {
+    const msgpack_object_map *map = &object->via.map;
     for (uint32_t index = 0; index < map->size; index++)
         if (map->ptr[index].key.type != MSGPACK_OBJECT_STR)
             return s_fail (error, "%s: keys must be strings, got %s", where,
@@ -250,15 +248,6 @@ s_check_keys (const msgpack_object_map *map, const char *where,
     return rc;
 }
 
-static const msgpack_object *
-s_find (const msgpack_object_map *map, const char *key)
-{
-    for (uint32_t index = 0; index < map->size; index++)
-        if (s_str_is (&map->ptr[index].key, key))
-            return &map->ptr[index].val;
-    return NULL;
-}
-
 //  Size-checks the body, scans it, and unpacks the one map it must hold.
 //  The caller owns unpacked (init before, destroy after) on any return.
 static int
@@ -270,19 +259,13 @@ s_unpack_map (const void *data, size_t size, msgpack_unpacked *unpacked,
     if (size > S_MAX_BODY_BYTES)
         return s_fail (error, "body of %zu bytes is over the %d byte limit",
                        size, S_MAX_BODY_BYTES);
-    if (cmq_msgpack_scan (data, size, S_MAX_DEPTH, error->text, error->size))
+    if (cmq_msgpack_unpack (data, size, S_MAX_DEPTH, unpacked, error->text,
+                            error->size))
         return -1;
-    size_t offset = 0;
-    msgpack_unpack_return rc =
-      msgpack_unpack_next (unpacked, (const char *) data, size, &offset);
-    if (rc == MSGPACK_UNPACK_NOMEM_ERROR)
-        return s_fail (error, "out of memory decoding msgpack");
-    if (rc != MSGPACK_UNPACK_SUCCESS || offset != size)
-        return s_fail (error, "not msgpack");  //  the scan should catch it
     if (unpacked->data.type != MSGPACK_OBJECT_MAP)
         return s_fail (error, "body is not a map but %s",
                        s_type_name (unpacked->data.type));
-    return s_check_keys (&unpacked->data.via.map, "body", error);
+    return s_check_keys (&unpacked->data, "body", error);
 }
 
 static int
@@ -322,9 +305,7 @@ s_str_value (const msgpack_object *value, const char *label, size_t max_bytes,
         return s_fail (error, "%s: longer than %zu bytes", label, max_bytes);
     if (s_check_utf8 (value, label, error))
         return -1;
-    if (size > 0)
-        memcpy (out->data, value->via.str.ptr, size);
-    out->data[size] = '\0';
+    out->data = value->via.str.ptr;  //  into the body, until kept
     out->size = size;
     return 0;
 }
@@ -358,46 +339,60 @@ s_int_value (const msgpack_object *value, const char *label, int64_t min,
 }
 
 static int
-s_take_str (const msgpack_object_map *map, const char *key, const char *label,
+s_take_str (const msgpack_object *map, const char *key, const char *label,
             size_t max_bytes, cmq_cart_str_t *out, s_error_t *error)
 {
-    const msgpack_object *value = s_find (map, key);
+    const msgpack_object *value = cmq_msgpack_map_get (map, key);
     if (!value)
         return s_fail (error, "missing field: %s", label);
     return s_str_value (value, label, max_bytes, out, error);
 }
 
 static int
-s_take_int (const msgpack_object_map *map, const char *key, const char *label,
+s_take_int (const msgpack_object *map, const char *key, const char *label,
             int64_t min, int64_t max, int64_t *out, s_error_t *error)
 {
-    const msgpack_object *value = s_find (map, key);
+    const msgpack_object *value = cmq_msgpack_map_get (map, key);
     if (!value)
         return s_fail (error, "missing field: %s", label);
     return s_int_value (value, label, min, max, out, error);
 }
 
+//  A string field copied into an owned string, as a reply holds it.
 static int
-s_take_map (const msgpack_object_map *map, const char *key,
-            const msgpack_object_map **out, s_error_t *error)
+s_take_text (const msgpack_object *map, const char *key, const char *label,
+             size_t max_bytes, cmq_cart_text_t *out, s_error_t *error)
 {
-    const msgpack_object *value = s_find (map, key);
+    cmq_cart_str_t view;
+    if (s_take_str (map, key, label, max_bytes, &view, error))
+        return -1;
+    memcpy (out->data, view.data, view.size);
+    out->data[view.size] = '\0';
+    out->size = view.size;
+    return 0;
+}
+
+static int
+s_take_map (const msgpack_object *map, const char *key,
+            const msgpack_object **out, s_error_t *error)
+{
+    const msgpack_object *value = cmq_msgpack_map_get (map, key);
     if (!value)
         return s_fail (error, "missing field: %s", key);
     if (value->type != MSGPACK_OBJECT_MAP)
         return s_wrong_type (value, key, "a map", error);
-    *out = &value->via.map;
-    return s_check_keys (*out, key, error);
+    *out = value;
+    return s_check_keys (value, key, error);
 }
 
 //  --------------------------------------------------------------------------
 //  Requests
 
 static int
-s_take_method (const msgpack_object_map *map, cmq_cart_method_t *method,
+s_take_method (const msgpack_object *map, cmq_cart_method_t *method,
                s_error_t *error)
 {
-    const msgpack_object *value = s_find (map, "method");
+    const msgpack_object *value = cmq_msgpack_map_get (map, "method");
     if (!value)
         return s_fail (error, "missing field: method");
     if (value->type != MSGPACK_OBJECT_STR)
@@ -406,7 +401,7 @@ s_take_method (const msgpack_object_map *map, cmq_cart_method_t *method,
         return s_fail (error, "method: must not be empty");
     //  The names are ASCII, so a method that is not UTF-8 is unknown.
     for (size_t index = 1; index < S_METHOD_COUNT; index++)
-        if (s_str_is (value, s_method_names[index])) {
+        if (cmq_msgpack_str_is (value, s_method_names[index])) {
             *method = (cmq_cart_method_t) index;
             return 0;
         }
@@ -416,10 +411,10 @@ s_take_method (const msgpack_object_map *map, cmq_cart_method_t *method,
 }
 
 static int
-s_take_item (const msgpack_object_map *map, cmq_cart_item_t *item,
+s_take_item (const msgpack_object *map, cmq_cart_request_item_t *item,
              s_error_t *error)
 {
-    const msgpack_object_map *fields = NULL;
+    const msgpack_object *fields = NULL;
     if (s_take_map (map, "item", &fields, error) ||
         s_take_str (fields, "id", "item.id", CMQ_CART_MAX_ID_BYTES, &item->id,
                     error) ||
@@ -434,14 +429,14 @@ s_take_item (const msgpack_object_map *map, cmq_cart_item_t *item,
 }
 
 static int
-s_request_fields (const msgpack_object_map *map, cmq_cart_request_t *request,
+s_request_fields (const msgpack_object *map, cmq_cart_request_t *request,
                   s_error_t *error)
 {
     if (s_take_method (map, &request->method, error) ||
         s_take_str (map, "user_id", "user_id", CMQ_CART_MAX_ID_BYTES,
                     &request->user_id, error))
         return -1;
-    cmq_cart_item_t *item = &request->item;
+    cmq_cart_request_item_t *item = &request->item;
     int rc = 0;
     switch (request->method) {
         case CMQ_CART_ADD:
@@ -464,7 +459,7 @@ s_request_fields (const msgpack_object_map *map, cmq_cart_request_t *request,
     if (rc)
         return -1;
     //  A read has nothing to replay, so GET ignores request_id entirely.
-    const msgpack_object *request_id = s_find (map, "request_id");
+    const msgpack_object *request_id = cmq_msgpack_map_get (map, "request_id");
     if (request_id && cmq_cart_method_is_mutation (request->method)) {
         if (s_str_value (request_id, "request_id",
                          CMQ_CART_MAX_REQUEST_ID_BYTES, &request->request_id,
@@ -473,6 +468,32 @@ s_request_fields (const msgpack_object_map *map, cmq_cart_request_t *request,
         request->has_request_id = true;
     }
     return 0;
+}
+
+//  Copies a view into the request's storage, NUL terminated, and points
+//  it there; an absent field becomes the empty string.
+static void
+s_keep (cmq_cart_request_t *request, cmq_cart_str_t *str, size_t *used)
+{
+    char *target = request->storage + *used;
+    assert (*used + str->size + 1 <= sizeof (request->storage));
+    if (str->size > 0)
+        memcpy (target, str->data, str->size);
+    target[str->size] = '\0';
+    str->data = target;
+    *used += str->size + 1;
+}
+
+//  After a successful decode the views point into the body: copy them
+//  out, so the request outlives it. The limits checked bound the total.
+static void
+s_keep_strings (cmq_cart_request_t *request)
+{
+    size_t used = 0;
+    s_keep (request, &request->user_id, &used);
+    s_keep (request, &request->item.id, &used);
+    s_keep (request, &request->item.name, &used);
+    s_keep (request, &request->request_id, &used);
 }
 
 int
@@ -490,13 +511,13 @@ cmq_cart_request_decode (const void *data, size_t size,
     msgpack_unpacked_init (&unpacked);
     int rc = s_unpack_map (data, size, &unpacked, &reason);
     if (rc == 0)
-        rc = s_request_fields (&unpacked.data.via.map, request, &reason);
-    msgpack_unpacked_destroy (&unpacked);
-    if (rc) {
+        rc = s_request_fields (&unpacked.data, request, &reason);
+    if (rc)
         memset (request, 0, sizeof (*request));
-        return CMQ_CART_BAD_REQUEST;
-    }
-    return CMQ_CART_OK;
+    else
+        s_keep_strings (request);  //  before the body can go
+    msgpack_unpacked_destroy (&unpacked);
+    return rc ? CMQ_CART_BAD_REQUEST : CMQ_CART_OK;
 }
 
 //  --------------------------------------------------------------------------
@@ -509,25 +530,28 @@ s_pack_key (msgpack_packer *packer, const char *key)
     return msgpack_pack_str_with_body (packer, key, strlen (key));
 }
 
+//  Packs a str of any size (a request's may be anything the caller gave).
 static int
-s_pack_str (msgpack_packer *packer, const cmq_cart_str_t *str)
+s_pack_str (msgpack_packer *packer, const char *data, size_t size)
 {
-    assert (str->size <= CMQ_CART_MAX_NAME_BYTES);
-    return msgpack_pack_str_with_body (packer, str->data, str->size);
+    assert (data || size == 0);
+    return msgpack_pack_str_with_body (packer, size ? data : "", size);
 }
 
+//  An item map, whichever side owns its strings.
 static int
-s_pack_item (msgpack_packer *packer, const cmq_cart_item_t *item)
+s_pack_item (msgpack_packer *packer, const char *id, size_t id_size,
+             const char *name, size_t name_size, const int64_t *numbers)
 {
     int rc = msgpack_pack_map (packer, 4);
     rc |= s_pack_key (packer, "id");
-    rc |= s_pack_str (packer, &item->id);
+    rc |= s_pack_str (packer, id, id_size);
     rc |= s_pack_key (packer, "name");
-    rc |= s_pack_str (packer, &item->name);
+    rc |= s_pack_str (packer, name, name_size);
     rc |= s_pack_key (packer, "quantity");
-    rc |= msgpack_pack_int64 (packer, item->quantity);
+    rc |= msgpack_pack_int64 (packer, numbers[0]);
     rc |= s_pack_key (packer, "price");
-    rc |= msgpack_pack_int64 (packer, item->price);
+    rc |= msgpack_pack_int64 (packer, numbers[1]);
     return rc;
 }
 
@@ -543,47 +567,86 @@ s_finish (msgpack_sbuffer *buffer, int rc, size_t *size_p)
     return msgpack_sbuffer_release (buffer);
 }
 
-void *
-cmq_cart_request_encode (const cmq_cart_request_t *request, size_t *size_p)
+//  The request map of §4, fields in the contract's order.
+static int
+s_pack_request (msgpack_packer *packer, const cmq_cart_request_t *request)
 {
-    assert (request);
-    assert (size_p);
     const char *name = cmq_cart_method_name (request->method);
     assert (name);
-    const cmq_cart_item_t *item = &request->item;
+    const cmq_cart_request_item_t *item = &request->item;
     uint32_t fields = 2 + (request->has_request_id ? 1 : 0);
     if (request->method == CMQ_CART_ADD || request->method == CMQ_CART_REMOVE)
         fields += 1;
     else if (request->method == CMQ_CART_UPDATE)
         fields += 2;
+    int rc = msgpack_pack_map (packer, fields);
+    rc |= s_pack_key (packer, "method");
+    rc |= s_pack_key (packer, name);
+    rc |= s_pack_key (packer, "user_id");
+    rc |= s_pack_str (packer, request->user_id.data, request->user_id.size);
+    if (request->method == CMQ_CART_ADD) {
+        int64_t numbers[2] = { item->quantity, item->price };
+        rc |= s_pack_key (packer, "item");
+        rc |= s_pack_item (packer, item->id.data, item->id.size,
+                           item->name.data, item->name.size, numbers);
+    }
+    if (request->method == CMQ_CART_REMOVE ||
+        request->method == CMQ_CART_UPDATE) {
+        rc |= s_pack_key (packer, "item_id");
+        rc |= s_pack_str (packer, item->id.data, item->id.size);
+    }
+    if (request->method == CMQ_CART_UPDATE) {
+        rc |= s_pack_key (packer, "quantity");
+        rc |= msgpack_pack_int64 (packer, item->quantity);
+    }
+    if (request->has_request_id) {
+        rc |= s_pack_key (packer, "request_id");
+        rc |= s_pack_str (packer, request->request_id.data,
+                          request->request_id.size);
+    }
+    return rc;
+}
 
+void *
+cmq_cart_request_encode (const cmq_cart_request_t *request, size_t *size_p)
+{
+    assert (request);
+    assert (size_p);
     msgpack_sbuffer buffer;
     msgpack_sbuffer_init (&buffer);
     msgpack_packer packer;
     msgpack_packer_init (&packer, &buffer, msgpack_sbuffer_write);
-    int rc = msgpack_pack_map (&packer, fields);
-    rc |= s_pack_key (&packer, "method");
-    rc |= s_pack_key (&packer, name);
-    rc |= s_pack_key (&packer, "user_id");
-    rc |= s_pack_str (&packer, &request->user_id);
-    if (request->method == CMQ_CART_ADD) {
-        rc |= s_pack_key (&packer, "item");
-        rc |= s_pack_item (&packer, item);
-    }
-    if (request->method == CMQ_CART_REMOVE ||
-        request->method == CMQ_CART_UPDATE) {
-        rc |= s_pack_key (&packer, "item_id");
-        rc |= s_pack_str (&packer, &item->id);
-    }
-    if (request->method == CMQ_CART_UPDATE) {
-        rc |= s_pack_key (&packer, "quantity");
-        rc |= msgpack_pack_int64 (&packer, item->quantity);
-    }
-    if (request->has_request_id) {
-        rc |= s_pack_key (&packer, "request_id");
-        rc |= s_pack_str (&packer, &request->request_id);
-    }
-    return s_finish (&buffer, rc, size_p);
+    return s_finish (&buffer, s_pack_request (&packer, request), size_p);
+}
+
+//  A fixed buffer msgpack-c writes into, counting what does not fit.
+typedef struct {
+    char *data;
+    size_t capacity;
+    size_t size;  //  bytes written, or that would have been
+} s_sink_t;
+
+static int
+s_sink_write (void *data, const char *bytes, size_t size)
+{
+    s_sink_t *sink = (s_sink_t *) data;
+    if (sink->size + size <= sink->capacity)
+        memcpy (sink->data + sink->size, bytes, size);
+    sink->size += size;
+    return 0;
+}
+
+size_t
+cmq_cart_request_encode_into (const cmq_cart_request_t *request, void *buffer,
+                              size_t buffer_size)
+{
+    assert (request);
+    assert (buffer || buffer_size == 0);
+    s_sink_t sink = { (char *) buffer, buffer_size, 0 };
+    msgpack_packer packer;
+    msgpack_packer_init (&packer, &sink, s_sink_write);
+    s_pack_request (&packer, request);
+    return sink.size;
 }
 
 //  Every status but 200 must carry readable text, even if none was given.
@@ -629,6 +692,14 @@ cmq_cart_error_encode (int status, const char *error, size_t *size_p)
     return s_error_encode (status, error, error ? strlen (error) : 0, size_p);
 }
 
+static int
+s_pack_reply_item (msgpack_packer *packer, const cmq_cart_item_t *item)
+{
+    int64_t numbers[2] = { item->quantity, item->price };
+    return s_pack_item (packer, item->id.data, item->id.size, item->name.data,
+                        item->name.size, numbers);
+}
+
 void *
 cmq_cart_reply_encode (const cmq_cart_reply_t *reply, size_t *size_p)
 {
@@ -658,13 +729,13 @@ cmq_cart_reply_encode (const cmq_cart_reply_t *reply, size_t *size_p)
         rc |= s_pack_key (&packer, "items");
         rc |= msgpack_pack_array (&packer, reply->item_count);
         for (size_t index = 0; index < reply->item_count; index++)
-            rc |= s_pack_item (&packer, &reply->items[index]);
+            rc |= s_pack_reply_item (&packer, &reply->items[index]);
         rc |= s_pack_key (&packer, "total");
         rc |= msgpack_pack_int64 (&packer, reply->total);
     }
     if (has_item) {
         rc |= s_pack_key (&packer, "item_id");
-        rc |= s_pack_str (&packer, &reply->item_id);
+        rc |= s_pack_str (&packer, reply->item_id.data, reply->item_id.size);
         rc |= s_pack_key (&packer, "quantity");
         rc |= msgpack_pack_int64 (&packer, reply->quantity);
     }
@@ -691,12 +762,12 @@ s_reply_item (const msgpack_object *value, cmq_cart_item_t *item,
 {
     if (value->type != MSGPACK_OBJECT_MAP)
         return s_wrong_type (value, "items[]", "a map", error);
-    const msgpack_object_map *fields = &value->via.map;
+    const msgpack_object *fields = value;
     if (s_check_keys (fields, "items[]", error) ||
-        s_take_str (fields, "id", "items[].id", CMQ_CART_MAX_ID_BYTES,
-                    &item->id, error) ||
-        s_take_str (fields, "name", "items[].name", CMQ_CART_MAX_NAME_BYTES,
-                    &item->name, error) ||
+        s_take_text (fields, "id", "items[].id", CMQ_CART_MAX_ID_BYTES,
+                     &item->id, error) ||
+        s_take_text (fields, "name", "items[].name", CMQ_CART_MAX_NAME_BYTES,
+                     &item->name, error) ||
         s_take_int (fields, "quantity", "items[].quantity", 0, INT64_MAX,
                     &item->quantity, error) ||
         s_take_int (fields, "price", "items[].price", 0, INT64_MAX,
@@ -706,10 +777,10 @@ s_reply_item (const msgpack_object *value, cmq_cart_item_t *item,
 }
 
 static int
-s_reply_items (const msgpack_object_map *map, cmq_cart_reply_t *reply,
+s_reply_items (const msgpack_object *map, cmq_cart_reply_t *reply,
                s_error_t *error)
 {
-    const msgpack_object *value = s_find (map, "items");
+    const msgpack_object *value = cmq_msgpack_map_get (map, "items");
     if (!value)
         return s_fail (error, "missing field: items");
     if (value->type != MSGPACK_OBJECT_ARRAY)
@@ -733,7 +804,7 @@ s_reply_items (const msgpack_object_map *map, cmq_cart_reply_t *reply,
 }
 
 static int
-s_reply_fields (const msgpack_object_map *map, cmq_cart_reply_t *reply,
+s_reply_fields (const msgpack_object *map, cmq_cart_reply_t *reply,
                 s_error_t *error)
 {
     cmq_cart_str_t message;
@@ -744,8 +815,9 @@ s_reply_fields (const msgpack_object_map *map, cmq_cart_reply_t *reply,
                                &reply->total, error);
         case CMQ_CART_ADD:
         case CMQ_CART_UPDATE:
-            return s_take_str (map, "item_id", "item_id", CMQ_CART_MAX_ID_BYTES,
-                               &reply->item_id, error) ||
+            return s_take_text (map, "item_id", "item_id",
+                                CMQ_CART_MAX_ID_BYTES, &reply->item_id,
+                                error) ||
                    s_take_int (map, "quantity", "quantity", 0, INT64_MAX,
                                &reply->quantity, error);
         case CMQ_CART_REMOVE:
@@ -753,7 +825,8 @@ s_reply_fields (const msgpack_object_map *map, cmq_cart_reply_t *reply,
             if (s_take_str (map, "message", "message",
                             sizeof (reply->message) - 1, &message, error))
                 return -1;
-            memcpy (reply->message, message.data, message.size + 1);
+            memcpy (reply->message, message.data, message.size);
+            reply->message[message.size] = '\0';
             return 0;
     }
     return s_fail (error, "unknown method %d", (int) reply->method);
@@ -800,7 +873,7 @@ cmq_cart_reply_decode (const void *data, size_t size, cmq_cart_method_t method,
     msgpack_unpacked unpacked;
     msgpack_unpacked_init (&unpacked);
     int rc = s_unpack_map (data, size, &unpacked, &reason);
-    const msgpack_object_map *map = &unpacked.data.via.map;
+    const msgpack_object *map = &unpacked.data;
     int64_t status = 0;
     if (rc == 0)
         rc = s_take_int (map, "status", "status", 100, 599, &status, &reason);
@@ -809,7 +882,7 @@ cmq_cart_reply_decode (const void *data, size_t size, cmq_cart_method_t method,
         if (status == CMQ_CART_OK)
             rc = s_reply_fields (map, reply, &reason);
         else {
-            const msgpack_object *error = s_find (map, "error");
+            const msgpack_object *error = cmq_msgpack_map_get (map, "error");
             if (error && error->type == MSGPACK_OBJECT_STR)
                 s_copy_error (reply->error, sizeof (reply->error), error);
         }

@@ -128,7 +128,8 @@ s_fake_service (zsock_t *pipe, void *args)
               cmq_cart_request_decode (zframe_data (body), zframe_size (body),
                                        &request, error, sizeof (error));
             reply.method = request.method;
-            reply.item_id = request.item.id;
+            cmq_cart_text_set (&reply.item_id, request.item.id.data,
+                               CMQ_CART_MAX_NAME_BYTES);
             reply.quantity = 1;
             snprintf (reply.message, sizeof (reply.message), "%s",
                       request.method == CMQ_CART_REMOVE ? "Item removed"
@@ -294,7 +295,8 @@ s_late_service (zsock_t *pipe, void *args)
           cmq_cart_request_decode (zframe_data (body), zframe_size (body),
                                    &request, error, sizeof (error));
         reply.method = request.method;
-        reply.item_id = request.item.id;
+        cmq_cart_text_set (&reply.item_id, request.item.id.data,
+                           CMQ_CART_MAX_NAME_BYTES);
         reply.quantity = 1;
         size_t size = 0;
         void *encoded = cmq_cart_reply_encode (&reply, &size);
