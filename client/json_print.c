@@ -254,13 +254,6 @@ json_print_object (const msgpack_object *object, size_t *length_p)
 int
 json_print_unpack (const void *data, size_t size, msgpack_unpacked *unpacked)
 {
-    if (!data || size == 0 ||
-        cmq_msgpack_scan (data, size, S_MAX_UNPACK_DEPTH, NULL, 0) != 0)
-        return -1;
-    size_t offset = 0;
-    if (msgpack_unpack_next (unpacked, (const char *) data, size, &offset) !=
-          MSGPACK_UNPACK_SUCCESS ||
-        offset != size)
-        return -1;
-    return 0;
+    return cmq_msgpack_unpack (data, size, S_MAX_UNPACK_DEPTH, unpacked, NULL,
+                               0);
 }
