@@ -120,127 +120,156 @@ s_cart_call (const commands_globals_t *globals, cmq_cart_request_t *request)
     return rc;
 }
 
-#define S_REQUEST_ID_FLAG(var)                                                 \
-    {                                                                          \
-        "request-id", CMQ_OPT_STRING, "ID",                                    \
-          "id that makes retries apply once (default: random)", 0, 0, &var     \
-    }
+//  What a command takes besides USER: ITEM_ID, and flags. Every flag but
+//  --request-id is required.
+#define S_ITEM_ID    1u
+#define S_NAME       2u
+#define S_QUANTITY   4u
+#define S_PRICE      8u
+#define S_REQUEST_ID 16u
 
-int
-cart_commands_get (commands_globals_t *globals, int argc, char **argv)
+typedef struct {
+    const char *name;  //  the command
+    cmq_cart_method_t method;
+    unsigned takes;             //  S_* bits
+    const char *quantity_help;  //  --quantity, if it takes one
+    const char *usage;
+} s_command_t;
+
+static const s_command_t s_get = { "get", CMQ_CART_GET, 0, NULL, "USER" };
+static const s_command_t s_add = {
+    "add", CMQ_CART_ADD,
+    S_ITEM_ID | S_NAME | S_QUANTITY | S_PRICE | S_REQUEST_ID, "how many to add",
+    "USER ITEM_ID --name NAME --quantity Q --price P [--request-id ID]"
+};
+static const s_command_t s_remove = { "remove", CMQ_CART_REMOVE,
+                                      S_ITEM_ID | S_REQUEST_ID, NULL,
+                                      "USER ITEM_ID [--request-id ID]" };
+static const s_command_t s_update = {
+    "update", CMQ_CART_UPDATE, S_ITEM_ID | S_QUANTITY | S_REQUEST_ID,
+    "the new quantity (0 removes)",
+    "USER ITEM_ID --quantity Q [--request-id ID]"
+};
+static const s_command_t s_clear = { "clear", CMQ_CART_CLEAR, S_REQUEST_ID,
+                                     NULL, "USER [--request-id ID]" };
+
+//  The flag values of one command line.
+typedef struct {
+    char *name;
+    int64_t quantity;  //  S_UNSET if not given
+    int64_t price;
+    char *request_id;
+} s_values_t;
+
+//  Fills table (five entries at most) with the command's flags, in the
+//  order --help lists them. Integer flags take every int64 but S_UNSET:
+//  any number that parses goes to the service, which judges it.
+static void
+s_flags (const s_command_t *command, s_values_t *values, cmq_option_t *table)
 {
-    cmq_option_t table[] = { { NULL, 0, NULL, NULL, 0, 0, NULL } };
-    const char *positional[1];
-    int rc =
-      commands_parse (globals, "get", "USER", table, argc, argv, positional, 1);
+    size_t size = 0;
+    if (command->takes & S_NAME)
+        table[size++] =
+          (cmq_option_t){ "name", CMQ_OPT_STRING, "NAME", "item name", 0,
+                          0,      &values->name };
+    if (command->takes & S_QUANTITY)
+        table[size++] = (cmq_option_t){ "quantity",
+                                        CMQ_OPT_INT,
+                                        "Q",
+                                        command->quantity_help,
+                                        INT64_MIN + 1,
+                                        INT64_MAX,
+                                        &values->quantity };
+    if (command->takes & S_PRICE)
+        table[size++] = (cmq_option_t){
+            "price",       CMQ_OPT_INT,
+            "P",           "unit price in the smallest currency unit",
+            INT64_MIN + 1, INT64_MAX,
+            &values->price
+        };
+    if (command->takes & S_REQUEST_ID)
+        table[size++] =
+          (cmq_option_t){ "request-id",
+                          CMQ_OPT_STRING,
+                          "ID",
+                          "id that makes retries apply once (default: random)",
+                          0,
+                          0,
+                          &values->request_id };
+    table[size] = (cmq_option_t){ NULL, 0, NULL, NULL, 0, 0, NULL };
+}
+
+//  The required flags, checked in the order --help lists them.
+static int
+s_require_all (const s_command_t *command, const s_values_t *values)
+{
+    int rc = COMMANDS_GO;
+    if (rc == COMMANDS_GO && (command->takes & S_NAME))
+        rc = commands_require (command->name, "name", values->name != NULL);
+    if (rc == COMMANDS_GO && (command->takes & S_QUANTITY))
+        rc = commands_require (command->name, "quantity",
+                               values->quantity != S_UNSET);
+    if (rc == COMMANDS_GO && (command->takes & S_PRICE))
+        rc =
+          commands_require (command->name, "price", values->price != S_UNSET);
+    return rc;
+}
+
+//  Parses one cart command line, then builds its request and calls.
+static int
+s_run (commands_globals_t *globals, const s_command_t *command, int argc,
+       char **argv)
+{
+    s_values_t values = { NULL, S_UNSET, S_UNSET, NULL };
+    cmq_option_t table[5];
+    s_flags (command, &values, table);
+    const char *positional[2];
+    int wanted = command->takes & S_ITEM_ID ? 2 : 1;
+    int rc = commands_parse (globals, command->name, command->usage, table,
+                             argc, argv, positional, wanted);
+    if (rc == COMMANDS_GO)
+        rc = s_require_all (command, &values);
     if (rc == COMMANDS_GO) {
         cmq_cart_request_t request;
-        s_request_init (&request, CMQ_CART_GET, positional[0], NULL);
+        s_request_init (&request, command->method, positional[0],
+                        values.request_id);
+        if (wanted == 2)
+            request.item.id = cmq_cart_str (positional[1]);
+        request.item.name = cmq_cart_str (values.name);
+        request.item.quantity = values.quantity;
+        request.item.price = values.price;
         rc = s_cart_call (globals, &request);
     }
     cmq_options_free (table);
     return rc;
+}
+
+int
+cart_commands_get (commands_globals_t *globals, int argc, char **argv)
+{
+    return s_run (globals, &s_get, argc, argv);
 }
 
 int
 cart_commands_add (commands_globals_t *globals, int argc, char **argv)
 {
-    char *name = NULL, *request_id = NULL;
-    int64_t quantity = S_UNSET, price = S_UNSET;
-    cmq_option_t table[] = {
-        { "name", CMQ_OPT_STRING, "NAME", "item name", 0, 0, &name },
-        { "quantity", CMQ_OPT_INT, "Q", "how many to add", INT64_MIN + 1,
-          INT64_MAX, &quantity },
-        { "price", CMQ_OPT_INT, "P", "unit price in the smallest currency unit",
-          INT64_MIN + 1, INT64_MAX, &price },
-        S_REQUEST_ID_FLAG (request_id),
-        { NULL, 0, NULL, NULL, 0, 0, NULL }
-    };
-    const char *positional[2];
-    int rc = commands_parse (globals, "add",
-                             "USER ITEM_ID --name NAME --quantity Q "
-                             "--price P [--request-id ID]",
-                             table, argc, argv, positional, 2);
-    if (rc == COMMANDS_GO)
-        rc = commands_require ("add", "name", name != NULL);
-    if (rc == COMMANDS_GO)
-        rc = commands_require ("add", "quantity", quantity != S_UNSET);
-    if (rc == COMMANDS_GO)
-        rc = commands_require ("add", "price", price != S_UNSET);
-    if (rc == COMMANDS_GO) {
-        cmq_cart_request_t request;
-        s_request_init (&request, CMQ_CART_ADD, positional[0], request_id);
-        request.item.id = cmq_cart_str (positional[1]);
-        request.item.name = cmq_cart_str (name);
-        request.item.quantity = quantity;
-        request.item.price = price;
-        rc = s_cart_call (globals, &request);
-    }
-    cmq_options_free (table);
-    return rc;
+    return s_run (globals, &s_add, argc, argv);
 }
 
 int
 cart_commands_remove (commands_globals_t *globals, int argc, char **argv)
 {
-    char *request_id = NULL;
-    cmq_option_t table[] = { S_REQUEST_ID_FLAG (request_id),
-                             { NULL, 0, NULL, NULL, 0, 0, NULL } };
-    const char *positional[2];
-    int rc =
-      commands_parse (globals, "remove", "USER ITEM_ID [--request-id ID]",
-                      table, argc, argv, positional, 2);
-    if (rc == COMMANDS_GO) {
-        cmq_cart_request_t request;
-        s_request_init (&request, CMQ_CART_REMOVE, positional[0], request_id);
-        request.item.id = cmq_cart_str (positional[1]);
-        rc = s_cart_call (globals, &request);
-    }
-    cmq_options_free (table);
-    return rc;
+    return s_run (globals, &s_remove, argc, argv);
 }
 
 int
 cart_commands_update (commands_globals_t *globals, int argc, char **argv)
 {
-    char *request_id = NULL;
-    int64_t quantity = S_UNSET;
-    cmq_option_t table[] = { { "quantity", CMQ_OPT_INT, "Q",
-                               "the new quantity (0 removes)", INT64_MIN + 1,
-                               INT64_MAX, &quantity },
-                             S_REQUEST_ID_FLAG (request_id),
-                             { NULL, 0, NULL, NULL, 0, 0, NULL } };
-    const char *positional[2];
-    int rc = commands_parse (globals, "update",
-                             "USER ITEM_ID --quantity Q [--request-id ID]",
-                             table, argc, argv, positional, 2);
-    if (rc == COMMANDS_GO)
-        rc = commands_require ("update", "quantity", quantity != S_UNSET);
-    if (rc == COMMANDS_GO) {
-        cmq_cart_request_t request;
-        s_request_init (&request, CMQ_CART_UPDATE, positional[0], request_id);
-        request.item.id = cmq_cart_str (positional[1]);
-        request.item.quantity = quantity;
-        rc = s_cart_call (globals, &request);
-    }
-    cmq_options_free (table);
-    return rc;
+    return s_run (globals, &s_update, argc, argv);
 }
 
 int
 cart_commands_clear (commands_globals_t *globals, int argc, char **argv)
 {
-    char *request_id = NULL;
-    cmq_option_t table[] = { S_REQUEST_ID_FLAG (request_id),
-                             { NULL, 0, NULL, NULL, 0, 0, NULL } };
-    const char *positional[1];
-    int rc = commands_parse (globals, "clear", "USER [--request-id ID]", table,
-                             argc, argv, positional, 1);
-    if (rc == COMMANDS_GO) {
-        cmq_cart_request_t request;
-        s_request_init (&request, CMQ_CART_CLEAR, positional[0], request_id);
-        rc = s_cart_call (globals, &request);
-    }
-    cmq_options_free (table);
-    return rc;
+    return s_run (globals, &s_clear, argc, argv);
 }
