@@ -7,6 +7,7 @@
 #define _GNU_SOURCE  //  memmem
 #include "cartmq/cart_client.h"
 #include "cartmq/cart_codec.h"
+#include "cartmq/msgpack_scan.h"
 
 #include <stdarg.h>
 #include <stddef.h>
@@ -2623,6 +2624,130 @@ call_returns_minus_one_when_the_reply_does_not_decode (void **state)
     assert_true (strlen (reply.error) > 0);
 }
 
+//  ---------------------------------------------------------------------
+//  Borrowed request strings: one encoder for every sender
+
+static void
+request_strings_of_any_length_and_bytes_are_encoded_as_they_are (void **state)
+{
+    (void) state;
+    //  Longer than any field may be, with a NUL and a byte that is not
+    //  UTF-8: encoded as given, so the service can judge it.
+    static char huge[5000];
+    memset (huge, 'h', sizeof (huge));
+    huge[7] = '\0';
+    huge[9] = (char) 0xff;
+    cmq_cart_request_t request;
+    memset (&request, 0, sizeof (request));
+    request.method = CMQ_CART_REMOVE;
+    request.user_id = cmq_cart_str ("u");
+    set_bytes (&request.item.id, huge, sizeof (huge));
+    size_t size = 0;
+    void *body = cmq_cart_request_encode (&request, &size);
+    assert_non_null (body);
+    msgpack_unpacked unpacked;
+    msgpack_unpacked_init (&unpacked);
+    assert_int_equal (cmq_msgpack_unpack (body, size, 4, &unpacked, NULL, 0),
+                      0);
+    const msgpack_object *item_id =
+      cmq_msgpack_map_get (&unpacked.data, "item_id");
+    assert_non_null (item_id);
+    assert_int_equal (item_id->via.str.size, sizeof (huge));
+    assert_memory_equal (item_id->via.str.ptr, huge, sizeof (huge));
+    msgpack_unpacked_destroy (&unpacked);
+    //  The service's decoder refuses it, naming the limit.
+    cmq_cart_request_t decoded;
+    char error[256];
+    assert_int_equal (decode_bytes (body, size, &decoded, error), 400);
+    assert_string_equal (error, "item_id: longer than 128 bytes");
+    free (body);
+}
+
+static void
+encode_into_writes_what_encode_does_and_says_the_size_it_needs (void **state)
+{
+    (void) state;
+    cmq_cart_request_t request;
+    memset (&request, 0, sizeof (request));
+    request.method = CMQ_CART_ADD;
+    request.user_id = cmq_cart_str ("alice");
+    request.item.id = cmq_cart_str ("sku-1");
+    request.item.name = cmq_cart_str ("Pen");
+    request.item.quantity = 2;
+    request.item.price = 150;
+    request.has_request_id = true;
+    request.request_id = cmq_cart_str ("r-1");
+    size_t size = 0;
+    void *body = cmq_cart_request_encode (&request, &size);
+    assert_non_null (body);
+    char buffer[256];
+    assert_int_equal (
+      cmq_cart_request_encode_into (&request, buffer, sizeof (buffer)), size);
+    assert_memory_equal (buffer, body, size);
+    //  Too small: nothing past the buffer, and the size it needs.
+    memset (buffer, 0x5a, sizeof (buffer));
+    assert_int_equal (cmq_cart_request_encode_into (&request, buffer, 10),
+                      size);
+    assert_int_equal ((unsigned char) buffer[10], 0x5a);
+    assert_int_equal (cmq_cart_request_encode_into (&request, NULL, 0), size);
+    free (body);
+}
+
+static void
+decoded_request_outlives_its_body (void **state)
+{
+    (void) state;
+    cmq_cart_request_t request;
+    memset (&request, 0, sizeof (request));
+    request.method = CMQ_CART_ADD;
+    request.user_id = cmq_cart_str ("bob");
+    request.item.id = cmq_cart_str ("sku-2");
+    set_bytes (&request.item.name, s_xs, 256);
+    request.item.quantity = 1;
+    request.has_request_id = true;
+    set_bytes (&request.request_id, s_xs, 64);
+    size_t size = 0;
+    char *body = (char *) cmq_cart_request_encode (&request, &size);
+    cmq_cart_request_t decoded;
+    char error[256];
+    assert_int_equal (decode_bytes (body, size, &decoded, error), 200);
+    memset (body, 0, size);  //  the body is gone
+    free (body);
+    assert_string_equal (decoded.user_id.data, "bob");
+    assert_string_equal (decoded.item.id.data, "sku-2");
+    assert_int_equal (decoded.item.name.size, 256);
+    assert_memory_equal (decoded.item.name.data, s_xs, 256);
+    assert_int_equal (decoded.request_id.size, 64);
+    assert_memory_equal (decoded.request_id.data, s_xs, 64);
+    //  The views point into the request itself: no allocation to free.
+    assert_true (decoded.user_id.data >= decoded.storage &&
+                 decoded.user_id.data <
+                   decoded.storage + sizeof (decoded.storage));
+}
+
+static void
+give_id_names_mutations_without_one_and_nothing_else (void **state)
+{
+    (void) state;
+    char buffer[CMQ_CART_REQUEST_ID_HEX_BYTES + 1];
+    cmq_cart_request_t request;
+    memset (&request, 0, sizeof (request));
+    request.method = CMQ_CART_GET;
+    assert_int_equal (
+      cmq_cart_request_give_id (&request, buffer, sizeof (buffer)), 0);
+    assert_false (request.has_request_id);
+    request.method = CMQ_CART_CLEAR;
+    assert_int_equal (
+      cmq_cart_request_give_id (&request, buffer, sizeof (buffer)), 0);
+    assert_true (request.has_request_id);
+    assert_int_equal (request.request_id.size, CMQ_CART_REQUEST_ID_HEX_BYTES);
+    assert_ptr_equal (request.request_id.data, buffer);
+    request.request_id = cmq_cart_str ("mine");
+    assert_int_equal (
+      cmq_cart_request_give_id (&request, buffer, sizeof (buffer)), 0);
+    assert_string_equal (request.request_id.data, "mine");
+}
+
 static int
 codec_setup (void **state)
 {
@@ -2635,6 +2760,12 @@ int
 main (void)
 {
     const struct CMUnitTest codec[] = {
+        cmocka_unit_test (
+          request_strings_of_any_length_and_bytes_are_encoded_as_they_are),
+        cmocka_unit_test (
+          encode_into_writes_what_encode_does_and_says_the_size_it_needs),
+        cmocka_unit_test (decoded_request_outlives_its_body),
+        cmocka_unit_test (give_id_names_mutations_without_one_and_nothing_else),
         cmocka_unit_test (empty_body_is_rejected),
         cmocka_unit_test (reserved_byte_0xc1_is_not_msgpack),
         cmocka_unit_test (text_that_is_not_msgpack_is_rejected),
