@@ -144,10 +144,8 @@ cmq_cart_call_body (cmq_client_t *client, const cmq_cart_request_t *request,
     //  very bytes, request_id included.
     size_t body_size = 0;
     void *body = cmq_cart_request_encode (request, &body_size);
-    if (!body) {
-        errno = ENOMEM;
-        return -1;
-    }
+    if (!body)
+        return -2;
     int rc = cmq_client_call_bytes (client, CMQ_CART_SERVICE, body, body_size,
                                     reply_p, reply_size_p);
     free (body);
@@ -175,16 +173,16 @@ cmq_cart_call (cmq_client_t *client, const cmq_cart_request_t *request,
     }
     void *answer = NULL;
     size_t answer_size = 0;
-    if (cmq_cart_call_body (client, &with_id, &answer, &answer_size) != 0) {
-        const char *why = errno == ENOMEM ? "out of memory encoding the request"
-                                          : cmq_client_error ();
+    int rc = cmq_cart_call_body (client, &with_id, &answer, &answer_size);
+    if (rc != 0) {
+        const char *why =
+          rc == -2 ? "out of memory encoding the request" : cmq_client_error ();
         snprintf (reply->error, sizeof (reply->error), "no reply: %s",
                   why ? why : "unknown error");
         return -1;
     }
     //  On failure the decoder leaves its reason in reply->error.
-    int rc =
-      cmq_cart_reply_decode (answer, answer_size, request->method, reply);
+    rc = cmq_cart_reply_decode (answer, answer_size, request->method, reply);
     free (answer);
     return rc;
 }
@@ -214,18 +212,29 @@ cmq_cart_add (cmq_client_t *client, const char *user_id,
     return cmq_cart_call (client, &request, reply);
 }
 
-int
-cmq_cart_remove (cmq_client_t *client, const char *user_id, const char *item_id,
-                 const char *request_id, cmq_cart_reply_t *reply)
+//  Remove and update: a call naming one item.
+static int
+s_call_item (cmq_client_t *client, cmq_cart_method_t method,
+             const char *user_id, const char *item_id, int64_t quantity,
+             const char *request_id, cmq_cart_reply_t *reply)
 {
     assert (client);
     assert (item_id);
     cmq_cart_request_t request;
-    if (s_prepare (&request, CMQ_CART_REMOVE, user_id, request_id, reply) ||
+    if (s_prepare (&request, method, user_id, request_id, reply) ||
         s_set (&request.item.id, item_id, "item_id", CMQ_CART_MAX_ID_BYTES,
                reply))
         return 0;
+    request.item.quantity = quantity;
     return cmq_cart_call (client, &request, reply);
+}
+
+int
+cmq_cart_remove (cmq_client_t *client, const char *user_id, const char *item_id,
+                 const char *request_id, cmq_cart_reply_t *reply)
+{
+    return s_call_item (client, CMQ_CART_REMOVE, user_id, item_id, 0,
+                        request_id, reply);
 }
 
 int
@@ -233,15 +242,8 @@ cmq_cart_update (cmq_client_t *client, const char *user_id, const char *item_id,
                  int64_t quantity, const char *request_id,
                  cmq_cart_reply_t *reply)
 {
-    assert (client);
-    assert (item_id);
-    cmq_cart_request_t request;
-    if (s_prepare (&request, CMQ_CART_UPDATE, user_id, request_id, reply) ||
-        s_set (&request.item.id, item_id, "item_id", CMQ_CART_MAX_ID_BYTES,
-               reply))
-        return 0;
-    request.item.quantity = quantity;
-    return cmq_cart_call (client, &request, reply);
+    return s_call_item (client, CMQ_CART_UPDATE, user_id, item_id, quantity,
+                        request_id, reply);
 }
 
 int

@@ -69,9 +69,9 @@ int cmq_cart_request_give_id (cmq_cart_request_t *request, char *buffer,
 //  Encodes the request once and calls the service with it, retries
 //  resending the same bytes; the raw reply body goes to *reply_p (caller
 //  frees) for a caller that shows it rather than decodes it. Sends the
-//  request exactly as it is (give it its id first). Returns 0, or -1 when
-//  no reply came (cmq_client_error) or, with errno ENOMEM, when the
-//  request could not be encoded.
+//  request exactly as it is (give it its id first). Returns 0, -1 when no
+//  reply came (cmq_client_error says why), or -2 when the request could
+//  not be encoded (out of memory).
 int cmq_cart_call_body (cmq_client_t *client, const cmq_cart_request_t *request,
                         void **reply_p, size_t *reply_size_p);
 
