@@ -109,10 +109,13 @@ s_cart_call (const commands_globals_t *globals, cmq_cart_request_t *request)
         return COMMANDS_EXIT_USAGE;
     void *reply = NULL;
     size_t reply_size = 0;
-    int rc;
-    if (cmq_cart_call_body (client, request, &reply, &reply_size) == 0)
+    int rc = cmq_cart_call_body (client, request, &reply, &reply_size);
+    if (rc == 0)
         rc = cart_commands_print_reply (reply, reply_size, stdout, stderr);
-    else
+    else if (rc == -2) {
+        fprintf (stderr, "cartmq: out of memory encoding the request\n");
+        rc = COMMANDS_EXIT_NO_REPLY;
+    } else
         rc = commands_no_reply (
           request->has_request_id ? request->request_id.data : NULL);
     free (reply);
