@@ -1,10 +1,10 @@
 //  service_stats.h - a service's request times over the last minute
 //
-//  Six ten-second slots in a ring, each a log-linear histogram (eight
-//  steps per power of two, so p99 is within about 10%), a count and a
-//  sum. Reading merges the slots younger than a minute. Memory is fixed
-//  (about 6 KiB), and a service only gets one when it serves its first
-//  request.
+//  Six ten-second slots in a ring, each a log-linear cmq_histogram_t
+//  (eight steps per power of two, so p99 is within about 12%) with its
+//  count and sum. Reading merges the slots younger than a minute. Memory
+//  is fixed (about 16 KiB), and a service only gets one when it serves
+//  its first request.
 
 #ifndef SERVICE_STATS_H
 #define SERVICE_STATS_H

@@ -43,43 +43,13 @@ int bench_main (const bench_globals_t *globals, int argc, char **argv);
 //  Monotonic clock in nanoseconds, what every latency here is timed by.
 int64_t bench_now_ns (void);
 
-//  ---------------------------------------------------------------------
-//  Latency histogram: log-linear buckets, 256 per power of two, so any
-//  recorded value is reported within 1/256 (0.4%) of itself; values below
-//  512 are exact. Values are nanoseconds up to about 2^43 (2.4 hours);
-//  larger ones are clamped.
-
-typedef struct _bench_histogram_t bench_histogram_t;
-
-bench_histogram_t *bench_histogram_new (void);
-
-void bench_histogram_destroy (bench_histogram_t **self_p);
-
-void bench_histogram_record (bench_histogram_t *self, uint64_t value);
-
-//  Forgets every value recorded.
-void bench_histogram_reset (bench_histogram_t *self);
-
-uint64_t bench_histogram_count (const bench_histogram_t *self);
-
-//  The largest value recorded, exactly; 0 when empty.
-uint64_t bench_histogram_max (const bench_histogram_t *self);
-
-//  The exact mean of the values recorded; 0 when empty.
-double bench_histogram_mean (const bench_histogram_t *self);
-
-//  The smallest value v such that at least percent % of the values are
-//  <= v, as the middle of its bucket and never above the maximum; 0 when
-//  empty. percent is 0..100.
-uint64_t bench_histogram_percentile (const bench_histogram_t *self,
-                                     double percent);
-
-//  What every report prints, in microseconds.
-typedef struct {
-    double p50, p90, p99, p999, max, mean;
-} bench_latency_us_t;
-
-bench_latency_us_t bench_histogram_summary (const bench_histogram_t *self);
+//  Latency histograms are cmq_histogram_t (cartmq/histogram.h) of
+//  nanoseconds at this precision: within 0.4% of each value, up to about
+//  2^43 ns (2.4 hours). Window-1 latencies of two setups a few percent
+//  apart must not land in the same bucket: 64 per power of two (1.6 %
+//  wide) blurred them.
+#define BENCH_HISTOGRAM_BITS     9
+#define BENCH_HISTOGRAM_MAX_BITS 43
 
 //  ---------------------------------------------------------------------
 //  Method mix for the cart service: "add=60,get=30,remove=10". Names are

@@ -1,5 +1,11 @@
 //  commands.h - the cartmq command line: global flags, then one command
 //
+//  commands.c parses the global flags and dispatches to one command:
+//  cart_commands.c (get, add, remove, update, clear), mmi_commands.c
+//  (services, stats), bench.c, or keygen here. The helpers below are what
+//  every command shares: flag parsing with the global flags after the
+//  command too, connecting, and the one way peer bytes reach a terminal.
+//
 //  Exit codes (contract §2): 0 on status 200 (or a command that worked),
 //  1 on any other status or a reply the command cannot read, 2 on bad
 //  usage, 3 when no reply came after all attempts. SIGINT or SIGTERM
@@ -8,7 +14,12 @@
 #ifndef CARTMQ_COMMANDS_H
 #define CARTMQ_COMMANDS_H
 
+#include "cartmq/client.h"
+#include "cartmq/options.h"
+
+#include <stdbool.h>
 #include <stddef.h>
+#include <stdint.h>
 #include <stdio.h>
 
 #define COMMANDS_EXIT_OK       0
@@ -16,13 +27,50 @@
 #define COMMANDS_EXIT_USAGE    2
 #define COMMANDS_EXIT_NO_REPLY 3
 
+//  Returned by helpers to say "carry on"; any other value is an exit code.
+#define COMMANDS_GO (-1)
+
+//  The global flags, shared by every command.
+typedef struct {
+    char *endpoint;      //  --connect, or NULL: the default
+    int64_t timeout_ms;  //  --timeout-ms, per attempt
+    int64_t retries;     //  --retries, resends after the first
+    char *curve_server;  //  --curve-server PUBLIC_CERTFILE
+    char *curve_cert;    //  --curve-cert CERTFILE (NAME_secret)
+} commands_globals_t;
+
 //  Runs the program on its argv; returns the exit code.
 int commands_main (int argc, char **argv);
 
-//  Prints a cart reply body as one JSON line on out; when its status is
-//  not 200, also "cartmq: STATUS: ERROR" on err, ERROR escaped as
-//  cmq_log_escape does (no reply can write control bytes to a terminal). Returns 0 on status 200,
-//  1 otherwise (also when the body is not a msgpack map: error on err).
-int commands_print_reply (const void *data, size_t size, FILE *out, FILE *err);
+//  Parses a command's own flags (table, at most 8, NULL-terminated) and
+//  the global ones, and exactly `wanted` positionals. Returns COMMANDS_GO,
+//  or the exit code when help was shown or the usage was wrong. The
+//  command's table owns its strings; the global strings stay owned by the
+//  global table.
+int commands_parse (commands_globals_t *globals, const char *command,
+                    const char *usage, const cmq_option_t *table, int argc,
+                    char **argv, const char **positional, int wanted);
+
+//  COMMANDS_GO if is_given, else says "--flag is required": usage error.
+int commands_require (const char *command, const char *flag, bool is_given);
+
+//  Connects with the global flags. Returns NULL, the reason printed, when
+//  the endpoint or the certificates are unusable.
+cmq_client_t *commands_client_new (const commands_globals_t *globals);
+
+//  After a call that got no reply: the exit code, 0 if interrupted, else
+//  3 with the reason on stderr. A mutation's request_id, if given, is
+//  named: the outcome is unknown, and running it again with it is safe.
+int commands_no_reply (cmq_client_t *client, const char *request_id);
+
+//  Writes peer bytes for a terminal as the logs do (cmq_log_escape):
+//  every byte outside printable ASCII, and '\\' and '"', as \xHH, so no
+//  reply can break a line, move the cursor or send the terminal a command
+//  (C1 controls and bytes that are not UTF-8 included). A very long
+//  string is cut and ends in "...".
+void commands_print_safe (FILE *stream, const char *data, size_t size);
+
+//  Columns commands_print_safe takes for these bytes.
+int commands_safe_width (const char *data, size_t size);
 
 #endif

@@ -168,6 +168,34 @@ s_append_key (s_buffer_t *buffer, const msgpack_object *key, int depth)
 }
 
 static void
+s_append_array (s_buffer_t *buffer, const msgpack_object_array *array,
+                int depth)
+{
+    s_append (buffer, "[", 1);
+    for (uint32_t index = 0; index < array->size; index++) {
+        if (index)
+            s_append (buffer, ",", 1);
+        s_append_object (buffer, &array->ptr[index], depth + 1);
+    }
+    s_append (buffer, "]", 1);
+}
+
+static void
+s_append_map (s_buffer_t *buffer, const msgpack_object_map *map, int depth)
+{
+    s_append (buffer, "{", 1);
+    for (uint32_t index = 0; index < map->size; index++) {
+        const msgpack_object_kv *pair = &map->ptr[index];
+        if (index)
+            s_append (buffer, ",", 1);
+        s_append_key (buffer, &pair->key, depth + 1);
+        s_append (buffer, ":", 1);
+        s_append_object (buffer, &pair->val, depth + 1);
+    }
+    s_append (buffer, "}", 1);
+}
+
+static void
 s_append_object (s_buffer_t *buffer, const msgpack_object *object, int depth)
 {
     char number[32];
@@ -206,26 +234,10 @@ s_append_object (s_buffer_t *buffer, const msgpack_object *object, int depth)
             s_append_string (buffer, object->via.ext.ptr, object->via.ext.size);
             break;
         case MSGPACK_OBJECT_ARRAY:
-            s_append (buffer, "[", 1);
-            for (uint32_t index = 0; index < object->via.array.size; index++) {
-                if (index)
-                    s_append (buffer, ",", 1);
-                s_append_object (buffer, &object->via.array.ptr[index],
-                                 depth + 1);
-            }
-            s_append (buffer, "]", 1);
+            s_append_array (buffer, &object->via.array, depth);
             break;
         case MSGPACK_OBJECT_MAP:
-            s_append (buffer, "{", 1);
-            for (uint32_t index = 0; index < object->via.map.size; index++) {
-                const msgpack_object_kv *pair = &object->via.map.ptr[index];
-                if (index)
-                    s_append (buffer, ",", 1);
-                s_append_key (buffer, &pair->key, depth + 1);
-                s_append (buffer, ":", 1);
-                s_append_object (buffer, &pair->val, depth + 1);
-            }
-            s_append (buffer, "}", 1);
+            s_append_map (buffer, &object->via.map, depth);
             break;
         default:
             s_append_str (buffer, "null");  //  a type newer than this code
@@ -254,13 +266,6 @@ json_print_object (const msgpack_object *object, size_t *length_p)
 int
 json_print_unpack (const void *data, size_t size, msgpack_unpacked *unpacked)
 {
-    if (!data || size == 0 ||
-        cmq_msgpack_scan (data, size, S_MAX_UNPACK_DEPTH, NULL, 0) != 0)
-        return -1;
-    size_t offset = 0;
-    if (msgpack_unpack_next (unpacked, (const char *) data, size, &offset) !=
-          MSGPACK_UNPACK_SUCCESS ||
-        offset != size)
-        return -1;
-    return 0;
+    return cmq_msgpack_unpack (data, size, S_MAX_UNPACK_DEPTH, unpacked, NULL,
+                               0);
 }

@@ -4,11 +4,10 @@
 //  cmq_client_call_bytes and decodes the reply strictly. A mutation always
 //  goes out with a request_id, the caller's or a random one made here once
 //  per call, so the client's retries resend the very same bytes. The
-//  request struct holds strings of up to CMQ_CART_MAX_NAME_BYTES, so ids
-//  between their
-//  own limit and that size still go out and the service judges them, as
-//  it would any client's. A string too long even for the struct cannot be
-//  sent: the call answers the same 400 the service would give, locally.
+//  request borrows the caller's strings, so anything goes out and the
+//  service judges it, as it would any client's; the C-string calls only
+//  answer locally, with the service's own 400, a string longer than any
+//  field may ever be (CMQ_CART_MAX_NAME_BYTES), sparing the round trip.
 
 #include "cartmq/cart_client.h"
 
@@ -81,13 +80,14 @@ cmq_cart_request_id_new (char *buffer, size_t buffer_size)
     return 0;
 }
 
-//  Copies value into str; if it cannot hold it, writes into reply the 400
-//  the service would send (naming the field and its contract limit).
+//  Points str at value; if no field could be that long, writes into reply
+//  the 400 the service would send (naming the field and its limit).
 static int
 s_set (cmq_cart_str_t *str, const char *value, const char *label,
        size_t limit_bytes, cmq_cart_reply_t *reply)
 {
-    if (cmq_cart_str_set (str, value, CMQ_CART_MAX_NAME_BYTES) == 0)
+    *str = cmq_cart_str (value);
+    if (str->size <= CMQ_CART_MAX_NAME_BYTES)
         return 0;
     reply->status = CMQ_CART_BAD_REQUEST;
     snprintf (reply->error, sizeof (reply->error), "%s: longer than %zu bytes",
@@ -120,6 +120,39 @@ s_prepare (cmq_cart_request_t *request, cmq_cart_method_t method,
 }
 
 int
+cmq_cart_request_give_id (cmq_cart_request_t *request, char *buffer,
+                          size_t buffer_size)
+{
+    assert (request);
+    if (!cmq_cart_method_is_mutation (request->method) ||
+        request->has_request_id)
+        return 0;
+    if (cmq_cart_request_id_new (buffer, buffer_size) != 0)
+        return -1;
+    request->request_id = cmq_cart_str (buffer);
+    request->has_request_id = true;
+    return 0;
+}
+
+int
+cmq_cart_call_body (cmq_client_t *client, const cmq_cart_request_t *request,
+                    void **reply_p, size_t *reply_size_p)
+{
+    assert (client);
+    assert (request);
+    //  Encoded once: every attempt of cmq_client_call_bytes resends these
+    //  very bytes, request_id included.
+    size_t body_size = 0;
+    void *body = cmq_cart_request_encode (request, &body_size);
+    if (!body)
+        return -2;
+    int rc = cmq_client_call_bytes (client, CMQ_CART_SERVICE, body, body_size,
+                                    reply_p, reply_size_p);
+    free (body);
+    return rc;
+}
+
+int
 cmq_cart_call (cmq_client_t *client, const cmq_cart_request_t *request,
                cmq_cart_reply_t *reply)
 {
@@ -129,38 +162,22 @@ cmq_cart_call (cmq_client_t *client, const cmq_cart_request_t *request,
     memset (reply, 0, sizeof (*reply));
     reply->method = request->method;
 
-    //  The id is fixed here, before the one encoding that every attempt
-    //  of cmq_client_call_bytes resends: retries cannot multiply it.
-    cmq_cart_request_t with_id;
-    if (cmq_cart_method_is_mutation (request->method) &&
-        !request->has_request_id) {
-        with_id = *request;
-        char request_id[CMQ_CART_REQUEST_ID_HEX_BYTES + 1];
-        if (cmq_cart_request_id_new (request_id, sizeof (request_id)) != 0) {
-            snprintf (reply->error, sizeof (reply->error),
-                      "cannot make a request_id: %s", strerror (errno));
-            return -1;
-        }
-        cmq_cart_str_set (&with_id.request_id, request_id,
-                          CMQ_CART_MAX_REQUEST_ID_BYTES);
-        with_id.has_request_id = true;
-        request = &with_id;
-    }
-    size_t body_size = 0;
-    void *body = cmq_cart_request_encode (request, &body_size);
-    if (!body) {
+    //  The id is fixed here, before the one encoding every attempt resends:
+    //  retries cannot multiply it.
+    cmq_cart_request_t with_id = *request;
+    char request_id[CMQ_CART_REQUEST_ID_HEX_BYTES + 1];
+    if (cmq_cart_request_give_id (&with_id, request_id, sizeof (request_id))) {
         snprintf (reply->error, sizeof (reply->error),
-                  "out of memory encoding the request");
+                  "cannot make a request_id: %s", strerror (errno));
         return -1;
     }
     void *answer = NULL;
     size_t answer_size = 0;
-    int rc = cmq_client_call_bytes (client, CMQ_CART_SERVICE, body, body_size,
-                                    &answer, &answer_size);
-    free (body);
+    int rc = cmq_cart_call_body (client, &with_id, &answer, &answer_size);
     if (rc != 0) {
-        snprintf (reply->error, sizeof (reply->error), "no reply: %s",
-                  cmq_client_errstr (client));
+        const char *why = rc == -2 ? "out of memory encoding the request"
+                                   : cmq_client_errstr (client);
+        snprintf (reply->error, sizeof (reply->error), "no reply: %s", why);
         return -1;
     }
     //  On failure the decoder leaves its reason in reply->error.
@@ -182,7 +199,7 @@ cmq_cart_get (cmq_client_t *client, const char *user_id,
 
 int
 cmq_cart_add (cmq_client_t *client, const char *user_id,
-              const cmq_cart_item_t *item, const char *request_id,
+              const cmq_cart_request_item_t *item, const char *request_id,
               cmq_cart_reply_t *reply)
 {
     assert (client);
@@ -194,18 +211,29 @@ cmq_cart_add (cmq_client_t *client, const char *user_id,
     return cmq_cart_call (client, &request, reply);
 }
 
-int
-cmq_cart_remove (cmq_client_t *client, const char *user_id, const char *item_id,
-                 const char *request_id, cmq_cart_reply_t *reply)
+//  Remove and update: a call naming one item.
+static int
+s_call_item (cmq_client_t *client, cmq_cart_method_t method,
+             const char *user_id, const char *item_id, int64_t quantity,
+             const char *request_id, cmq_cart_reply_t *reply)
 {
     assert (client);
     assert (item_id);
     cmq_cart_request_t request;
-    if (s_prepare (&request, CMQ_CART_REMOVE, user_id, request_id, reply) ||
+    if (s_prepare (&request, method, user_id, request_id, reply) ||
         s_set (&request.item.id, item_id, "item_id", CMQ_CART_MAX_ID_BYTES,
                reply))
         return 0;
+    request.item.quantity = quantity;
     return cmq_cart_call (client, &request, reply);
+}
+
+int
+cmq_cart_remove (cmq_client_t *client, const char *user_id, const char *item_id,
+                 const char *request_id, cmq_cart_reply_t *reply)
+{
+    return s_call_item (client, CMQ_CART_REMOVE, user_id, item_id, 0,
+                        request_id, reply);
 }
 
 int
@@ -213,15 +241,8 @@ cmq_cart_update (cmq_client_t *client, const char *user_id, const char *item_id,
                  int64_t quantity, const char *request_id,
                  cmq_cart_reply_t *reply)
 {
-    assert (client);
-    assert (item_id);
-    cmq_cart_request_t request;
-    if (s_prepare (&request, CMQ_CART_UPDATE, user_id, request_id, reply) ||
-        s_set (&request.item.id, item_id, "item_id", CMQ_CART_MAX_ID_BYTES,
-               reply))
-        return 0;
-    request.item.quantity = quantity;
-    return cmq_cart_call (client, &request, reply);
+    return s_call_item (client, CMQ_CART_UPDATE, user_id, item_id, quantity,
+                        request_id, reply);
 }
 
 int

@@ -13,6 +13,7 @@
 #include <stdbool.h>
 #include <stdint.h>
 #include <stdio.h>
+#include <string.h>
 
 //  How a type byte from 0xc0 on reads (the fixed types below and above
 //  that range carry their length in the byte itself)
@@ -163,4 +164,44 @@ cmq_msgpack_scan (const void *data, size_t size, int max_depth, char *error,
         return s_fail (&self, "%zu trailing bytes after the msgpack object",
                        size - self.pos);
     return 0;
+}
+
+int
+cmq_msgpack_unpack (const void *data, size_t size, int max_depth,
+                    msgpack_unpacked *unpacked, char *error, size_t error_size)
+{
+    assert (unpacked);
+    if (cmq_msgpack_scan (data, size, max_depth, error, error_size))
+        return -1;
+    s_scan_t self = { (const uint8_t *) data, size, 0, error, error_size };
+    size_t offset = 0;
+    msgpack_unpack_return rc =
+      msgpack_unpack_next (unpacked, (const char *) data, size, &offset);
+    if (rc == MSGPACK_UNPACK_NOMEM_ERROR)
+        return s_fail (&self, "out of memory decoding msgpack");
+    if (rc != MSGPACK_UNPACK_SUCCESS || offset != size)
+        return s_fail (&self, "not msgpack");  //  the scan should catch it
+    return 0;
+}
+
+bool
+cmq_msgpack_str_is (const msgpack_object *object, const char *string)
+{
+    assert (object && string);
+    size_t length = strlen (string);
+    return object->type == MSGPACK_OBJECT_STR &&
+           object->via.str.size == length &&
+           (length == 0 || memcmp (object->via.str.ptr, string, length) == 0);
+}
+
+const msgpack_object *
+cmq_msgpack_map_get (const msgpack_object *map, const char *key)
+{
+    assert (map && key);
+    if (map->type != MSGPACK_OBJECT_MAP)
+        return NULL;
+    for (uint32_t index = 0; index < map->via.map.size; index++)
+        if (cmq_msgpack_str_is (&map->via.map.ptr[index].key, key))
+            return &map->via.map.ptr[index].val;
+    return NULL;
 }

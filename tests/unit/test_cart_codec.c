@@ -7,6 +7,7 @@
 #define _GNU_SOURCE  //  memmem
 #include "cartmq/cart_client.h"
 #include "cartmq/cart_codec.h"
+#include "cartmq/msgpack_scan.h"
 
 #include <stdarg.h>
 #include <stddef.h>
@@ -1555,9 +1556,40 @@ keys_of (const void *data, size_t size, char *keys, size_t keys_size)
 static void
 set_bytes (cmq_cart_str_t *str, const char *data, size_t size)
 {
-    memcpy (str->data, data, size);
-    str->data[size] = '\0';
+    str->data = data;  //  a request borrows: data outlives the request
     str->size = size;
+}
+
+static void
+set_text (cmq_cart_text_t *text, const char *data, size_t size)
+{
+    memcpy (text->data, data, size);
+    text->data[size] = '\0';
+    text->size = size;
+}
+
+//  A request's strings are views, so two equal requests hold the same
+//  bytes, not the same pointers: every field is compared by value.
+static void
+assert_str_equal (cmq_cart_str_t left, cmq_cart_str_t right)
+{
+    assert_int_equal (left.size, right.size);
+    if (left.size)
+        assert_memory_equal (left.data, right.data, left.size);
+}
+
+static void
+assert_requests_equal (const cmq_cart_request_t *left,
+                       const cmq_cart_request_t *right)
+{
+    assert_int_equal (left->method, right->method);
+    assert_str_equal (left->user_id, right->user_id);
+    assert_str_equal (left->item.id, right->item.id);
+    assert_str_equal (left->item.name, right->item.name);
+    assert_int_equal (left->item.quantity, right->item.quantity);
+    assert_int_equal (left->item.price, right->item.price);
+    assert_int_equal (left->has_request_id, right->has_request_id);
+    assert_str_equal (left->request_id, right->request_id);
 }
 
 static void
@@ -1604,7 +1636,7 @@ request_round_trips_for_every_method (void **state)
             char error[256];
             assert_int_equal (decode_bytes (body, size, &decoded, error),
                               CMQ_CART_OK);
-            assert_memory_equal (&decoded, &request, sizeof (request));
+            assert_requests_equal (&decoded, &request);
             free (body);
         }
 }
@@ -1639,8 +1671,8 @@ make_items (size_t count)
     for (size_t index = 0; index < count; index++) {
         char id[32];
         snprintf (id, sizeof (id), "item-%04zu", index);
-        cmq_cart_str_set (&items[index].id, id, CMQ_CART_MAX_ID_BYTES);
-        cmq_cart_str_set (&items[index].name, "Name", 256);
+        cmq_cart_text_set (&items[index].id, id, CMQ_CART_MAX_ID_BYTES);
+        cmq_cart_text_set (&items[index].name, "Name", 256);
         items[index].quantity = (int64_t) index + 1;
         items[index].price = 100;
     }
@@ -1754,16 +1786,16 @@ reply_round_trips_for_every_method (void **state)
         reply.method = (cmq_cart_method_t) method;
         if (method == CMQ_CART_GET) {
             reply.items = make_items (3);
-            set_bytes (&reply.items[1].id, "b\0\xc3\xbf", 4);
-            set_bytes (&reply.items[2].name, s_xs, 256);
-            set_bytes (&reply.items[2].id, s_xs, 128);
+            set_text (&reply.items[1].id, "b\0\xc3\xbf", 4);
+            set_text (&reply.items[2].name, s_xs, 256);
+            set_text (&reply.items[2].id, s_xs, 128);
             reply.items[2].quantity = 1000000;
             reply.items[2].price = 2147483647;
             reply.item_count = 3;
             reply.total = 1000000LL * 2147483647LL + 500;
         }
         if (method == CMQ_CART_ADD || method == CMQ_CART_UPDATE) {
-            set_bytes (&reply.item_id, "sku\0-1", 6);
+            set_text (&reply.item_id, "sku\0-1", 6);
             reply.quantity = method == CMQ_CART_ADD ? 1500000 : 0;
         }
         if (method == CMQ_CART_REMOVE)
@@ -2193,28 +2225,28 @@ only_get_is_not_a_mutation (void **state)
 }
 
 static void
-str_set_refuses_null_and_longer_than_max_leaving_it_empty (void **state)
+text_set_refuses_null_and_longer_than_max_leaving_it_empty (void **state)
 {
     (void) state;
-    cmq_cart_str_t str;
-    assert_int_equal (cmq_cart_str_set (&str, "abc", 3), 0);
+    cmq_cart_text_t str;
+    assert_int_equal (cmq_cart_text_set (&str, "abc", 3), 0);
     assert_int_equal (str.size, 3);
     assert_string_equal (str.data, "abc");
-    assert_int_equal (cmq_cart_str_set (&str, "abcd", 3), -1);
+    assert_int_equal (cmq_cart_text_set (&str, "abcd", 3), -1);
     assert_int_equal (str.size, 0);
     assert_string_equal (str.data, "");
-    assert_int_equal (cmq_cart_str_set (&str, "abc", 3), 0);
-    assert_int_equal (cmq_cart_str_set (&str, NULL, 3), -1);
+    assert_int_equal (cmq_cart_text_set (&str, "abc", 3), 0);
+    assert_int_equal (cmq_cart_text_set (&str, NULL, 3), -1);
     assert_int_equal (str.size, 0);
     //  max_bytes past the buffer is capped at what the buffer holds.
     char big[300];
     memset (big, 'b', sizeof (big));
     big[257] = '\0';
-    assert_int_equal (cmq_cart_str_set (&str, big, 1000), -1);
+    assert_int_equal (cmq_cart_text_set (&str, big, 1000), -1);
     big[256] = '\0';
-    assert_int_equal (cmq_cart_str_set (&str, big, 1000), 0);
+    assert_int_equal (cmq_cart_text_set (&str, big, 1000), 0);
     assert_int_equal (str.size, 256);
-    assert_int_equal (cmq_cart_str_set (&str, "", 0), 0);
+    assert_int_equal (cmq_cart_text_set (&str, "", 0), 0);
     assert_int_equal (str.size, 0);
 }
 
@@ -2271,14 +2303,15 @@ s_fake_cart_actor (zsock_t *pipe, void *args)
             }
             if (request.method == CMQ_CART_GET) {
                 memset (&item, 0, sizeof (item));
-                item.id = request.user_id;
-                cmq_cart_str_set (&item.name, "seen", 256);
+                cmq_cart_text_set (&item.id, request.user_id.data, 256);
+                cmq_cart_text_set (&item.name, "seen", 256);
                 item.quantity = 1;
                 reply.items = &item;
                 reply.item_count = 1;
                 reply.total = seen;
             }
-            reply.item_id = request.item.id;
+            cmq_cart_text_set (&reply.item_id, request.item.id.data,
+                               CMQ_CART_MAX_NAME_BYTES);
             reply.quantity = request.item.quantity;
             //  The request id comes back in the message, so tests can
             //  see it was sent.
@@ -2348,10 +2381,10 @@ typed_calls_send_each_method_and_decode_its_reply (void **state)
     assert_string_equal (reply.items[0].id.data, "alice");
     cmq_cart_reply_reset (&reply);
 
-    cmq_cart_item_t item;
+    cmq_cart_request_item_t item;
     memset (&item, 0, sizeof (item));
-    cmq_cart_str_set (&item.id, "sku-9", CMQ_CART_MAX_ID_BYTES);
-    cmq_cart_str_set (&item.name, "Nine", CMQ_CART_MAX_NAME_BYTES);
+    item.id = cmq_cart_str ("sku-9");
+    item.name = cmq_cart_str ("Nine");
     item.quantity = 4;
     item.price = 250;
     assert_int_equal (cmq_cart_add (fake->client, "alice", &item, NULL, &reply),
@@ -2465,10 +2498,10 @@ every_retry_of_a_call_resends_the_request_id_made_for_that_call (void **state)
     cmq_client_t *client = cmq_client_new (&config, NULL, 0);
     assert_non_null (client);
 
-    cmq_cart_item_t item;
+    cmq_cart_request_item_t item;
     memset (&item, 0, sizeof (item));
-    cmq_cart_str_set (&item.id, "sku-1", CMQ_CART_MAX_ID_BYTES);
-    cmq_cart_str_set (&item.name, "Pen", CMQ_CART_MAX_NAME_BYTES);
+    item.id = cmq_cart_str ("sku-1");
+    item.name = cmq_cart_str ("Pen");
     item.quantity = 1;
     item.price = 100;
     cmq_cart_reply_t reply;
@@ -2591,6 +2624,130 @@ call_returns_minus_one_when_the_reply_does_not_decode (void **state)
     assert_true (strlen (reply.error) > 0);
 }
 
+//  ---------------------------------------------------------------------
+//  Borrowed request strings: one encoder for every sender
+
+static void
+request_strings_of_any_length_and_bytes_are_encoded_as_they_are (void **state)
+{
+    (void) state;
+    //  Longer than any field may be, with a NUL and a byte that is not
+    //  UTF-8: encoded as given, so the service can judge it.
+    static char huge[5000];
+    memset (huge, 'h', sizeof (huge));
+    huge[7] = '\0';
+    huge[9] = (char) 0xff;
+    cmq_cart_request_t request;
+    memset (&request, 0, sizeof (request));
+    request.method = CMQ_CART_REMOVE;
+    request.user_id = cmq_cart_str ("u");
+    set_bytes (&request.item.id, huge, sizeof (huge));
+    size_t size = 0;
+    void *body = cmq_cart_request_encode (&request, &size);
+    assert_non_null (body);
+    msgpack_unpacked unpacked;
+    msgpack_unpacked_init (&unpacked);
+    assert_int_equal (cmq_msgpack_unpack (body, size, 4, &unpacked, NULL, 0),
+                      0);
+    const msgpack_object *item_id =
+      cmq_msgpack_map_get (&unpacked.data, "item_id");
+    assert_non_null (item_id);
+    assert_int_equal (item_id->via.str.size, sizeof (huge));
+    assert_memory_equal (item_id->via.str.ptr, huge, sizeof (huge));
+    msgpack_unpacked_destroy (&unpacked);
+    //  The service's decoder refuses it, naming the limit.
+    cmq_cart_request_t decoded;
+    char error[256];
+    assert_int_equal (decode_bytes (body, size, &decoded, error), 400);
+    assert_string_equal (error, "item_id: longer than 128 bytes");
+    free (body);
+}
+
+static void
+encode_into_writes_what_encode_does_and_says_the_size_it_needs (void **state)
+{
+    (void) state;
+    cmq_cart_request_t request;
+    memset (&request, 0, sizeof (request));
+    request.method = CMQ_CART_ADD;
+    request.user_id = cmq_cart_str ("alice");
+    request.item.id = cmq_cart_str ("sku-1");
+    request.item.name = cmq_cart_str ("Pen");
+    request.item.quantity = 2;
+    request.item.price = 150;
+    request.has_request_id = true;
+    request.request_id = cmq_cart_str ("r-1");
+    size_t size = 0;
+    void *body = cmq_cart_request_encode (&request, &size);
+    assert_non_null (body);
+    char buffer[256];
+    assert_int_equal (
+      cmq_cart_request_encode_into (&request, buffer, sizeof (buffer)), size);
+    assert_memory_equal (buffer, body, size);
+    //  Too small: nothing past the buffer, and the size it needs.
+    memset (buffer, 0x5a, sizeof (buffer));
+    assert_int_equal (cmq_cart_request_encode_into (&request, buffer, 10),
+                      size);
+    assert_int_equal ((unsigned char) buffer[10], 0x5a);
+    assert_int_equal (cmq_cart_request_encode_into (&request, NULL, 0), size);
+    free (body);
+}
+
+static void
+decoded_request_outlives_its_body (void **state)
+{
+    (void) state;
+    cmq_cart_request_t request;
+    memset (&request, 0, sizeof (request));
+    request.method = CMQ_CART_ADD;
+    request.user_id = cmq_cart_str ("bob");
+    request.item.id = cmq_cart_str ("sku-2");
+    set_bytes (&request.item.name, s_xs, 256);
+    request.item.quantity = 1;
+    request.has_request_id = true;
+    set_bytes (&request.request_id, s_xs, 64);
+    size_t size = 0;
+    char *body = (char *) cmq_cart_request_encode (&request, &size);
+    cmq_cart_request_t decoded;
+    char error[256];
+    assert_int_equal (decode_bytes (body, size, &decoded, error), 200);
+    memset (body, 0, size);  //  the body is gone
+    free (body);
+    assert_string_equal (decoded.user_id.data, "bob");
+    assert_string_equal (decoded.item.id.data, "sku-2");
+    assert_int_equal (decoded.item.name.size, 256);
+    assert_memory_equal (decoded.item.name.data, s_xs, 256);
+    assert_int_equal (decoded.request_id.size, 64);
+    assert_memory_equal (decoded.request_id.data, s_xs, 64);
+    //  The views point into the request itself: no allocation to free.
+    assert_true (decoded.user_id.data >= decoded.storage &&
+                 decoded.user_id.data <
+                   decoded.storage + sizeof (decoded.storage));
+}
+
+static void
+give_id_names_mutations_without_one_and_nothing_else (void **state)
+{
+    (void) state;
+    char buffer[CMQ_CART_REQUEST_ID_HEX_BYTES + 1];
+    cmq_cart_request_t request;
+    memset (&request, 0, sizeof (request));
+    request.method = CMQ_CART_GET;
+    assert_int_equal (
+      cmq_cart_request_give_id (&request, buffer, sizeof (buffer)), 0);
+    assert_false (request.has_request_id);
+    request.method = CMQ_CART_CLEAR;
+    assert_int_equal (
+      cmq_cart_request_give_id (&request, buffer, sizeof (buffer)), 0);
+    assert_true (request.has_request_id);
+    assert_int_equal (request.request_id.size, CMQ_CART_REQUEST_ID_HEX_BYTES);
+    assert_ptr_equal (request.request_id.data, buffer);
+    request.request_id = cmq_cart_str ("mine");
+    assert_int_equal (
+      cmq_cart_request_give_id (&request, buffer, sizeof (buffer)), 0);
+    assert_string_equal (request.request_id.data, "mine");
+}
+
 static int
 codec_setup (void **state)
 {
@@ -2603,6 +2760,12 @@ int
 main (void)
 {
     const struct CMUnitTest codec[] = {
+        cmocka_unit_test (
+          request_strings_of_any_length_and_bytes_are_encoded_as_they_are),
+        cmocka_unit_test (
+          encode_into_writes_what_encode_does_and_says_the_size_it_needs),
+        cmocka_unit_test (decoded_request_outlives_its_body),
+        cmocka_unit_test (give_id_names_mutations_without_one_and_nothing_else),
         cmocka_unit_test (empty_body_is_rejected),
         cmocka_unit_test (reserved_byte_0xc1_is_not_msgpack),
         cmocka_unit_test (text_that_is_not_msgpack_is_rejected),
@@ -2679,7 +2842,7 @@ main (void)
         cmocka_unit_test (method_names_are_the_wire_names),
         cmocka_unit_test (only_get_is_not_a_mutation),
         cmocka_unit_test (
-          str_set_refuses_null_and_longer_than_max_leaving_it_empty),
+          text_set_refuses_null_and_longer_than_max_leaving_it_empty),
     };
     const struct CMUnitTest client[] = {
         cmocka_unit_test (typed_calls_send_each_method_and_decode_its_reply),

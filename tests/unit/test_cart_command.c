@@ -19,9 +19,9 @@ s_request (cmq_cart_method_t method)
 {
     cmq_cart_request_t request = { .method = method,
                                    .item = { .quantity = 3, .price = 250 } };
-    cmq_cart_str_set (&request.user_id, "u", CMQ_CART_MAX_ID_BYTES);
-    cmq_cart_str_set (&request.item.id, "it", CMQ_CART_MAX_ID_BYTES);
-    cmq_cart_str_set (&request.item.name, "Name", CMQ_CART_MAX_NAME_BYTES);
+    request.user_id = cmq_cart_str ("u");
+    request.item.id = cmq_cart_str ("it");
+    request.item.name = cmq_cart_str ("Name");
     return request;
 }
 
@@ -67,7 +67,7 @@ request_id_adds_its_key_in_the_same_hash_slot (void **state)
     (void) state;
     cmq_cart_request_t request = s_request (CMQ_CART_UPDATE);
     request.has_request_id = true;
-    cmq_cart_str_set (&request.request_id, "R1", CMQ_CART_MAX_REQUEST_ID_BYTES);
+    request.request_id = cmq_cart_str ("R1");
     cart_command_t command;
     cart_command_build (&command, &request, s_sha);
     assert_int_equal (command.argc, 13);

@@ -16,11 +16,18 @@
 static cmq_cart_str_t
 s_str (const char *data, size_t size)
 {
-    cmq_cart_str_t str;
-    memset (&str, 0, sizeof (str));
-    memcpy (str.data, data, size);
-    str.size = size;
+    cmq_cart_str_t str = { data, size };  //  a view: data outlives it
     return str;
+}
+
+static cmq_cart_text_t
+s_text (const char *data, size_t size)
+{
+    cmq_cart_text_t text;
+    memset (&text, 0, sizeof (text));
+    memcpy (text.data, data, size);
+    text.size = size;
+    return text;
 }
 
 static void
@@ -112,12 +119,12 @@ items_sort_by_unsigned_bytes_shorter_first (void **state)
     (void) state;
     cmq_cart_item_t items[6];
     memset (items, 0, sizeof (items));
-    items[0].id = s_str ("b", 1);
-    items[1].id = s_str ("\xc3\xa9", 2);
-    items[2].id = s_str ("a\0", 2);
-    items[3].id = s_str ("a", 1);
-    items[4].id = s_str ("B", 1);
-    items[5].id = s_str ("ab", 2);
+    items[0].id = s_text ("b", 1);
+    items[1].id = s_text ("\xc3\xa9", 2);
+    items[2].id = s_text ("a\0", 2);
+    items[3].id = s_text ("a", 1);
+    items[4].id = s_text ("B", 1);
+    items[5].id = s_text ("ab", 2);
     cart_record_sort_items (items, 6);
     assert_memory_equal (items[0].id.data, "B", 1);
     assert_int_equal (items[1].id.size, 1);

@@ -53,7 +53,7 @@ s_request (cmq_cart_method_t method)
     cmq_cart_request_t request;
     memset (&request, 0, sizeof (request));
     request.method = method;
-    cmq_cart_str_set (&request.user_id, "u", CMQ_CART_MAX_ID_BYTES);
+    request.user_id = cmq_cart_str ("u");
     return request;
 }
 

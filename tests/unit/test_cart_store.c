@@ -36,7 +36,7 @@ store_without_redis_answers_every_call_503 (void **state)
     requests[0].method = CMQ_CART_GET;
     requests[1].method = CMQ_CART_ADD;  //  never sent: 503, not 504
     for (size_t i = 0; i < 2; i++)
-        cmq_cart_str_set (&requests[i].user_id, "u", CMQ_CART_MAX_ID_BYTES);
+        requests[i].user_id = cmq_cart_str ("u");
     const cmq_cart_request_t *valid[2] = { &requests[0], &requests[1] };
     cmq_cart_reply_t replies[2];
     memset (replies, 0, sizeof (replies));

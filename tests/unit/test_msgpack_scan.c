@@ -344,6 +344,62 @@ scan_agrees_with_msgpack_c_on_random_short_inputs (void **state)
     assert_true (accepted < rounds - rounds / 100);
 }
 
+//  ---------------------------------------------------------------------
+//  Scan-then-unpack and map lookup: the one copy every reader uses
+
+static void
+unpack_scans_first_and_reads_one_whole_object (void **state)
+{
+    (void) state;
+    msgpack_unpacked unpacked;
+    msgpack_unpacked_init (&unpacked);
+    char error[128] = "";
+    //  {"a": 1}
+    assert_int_equal (cmq_msgpack_unpack ("\x81\xa1\x61\x01", 4, 4, &unpacked,
+                                          error, sizeof (error)),
+                      0);
+    assert_int_equal (unpacked.data.type, MSGPACK_OBJECT_MAP);
+    //  A map that claims 15 pairs in 3 bytes: refused by the scan, before
+    //  msgpack-c could allocate for them.
+    assert_int_equal (cmq_msgpack_unpack ("\x8f\x01\x02", 3, 4, &unpacked,
+                                          error, sizeof (error)),
+                      -1);
+    assert_non_null (strstr (error, "truncated"));
+    //  Trailing bytes and nesting past max_depth are refused too.
+    assert_int_equal (
+      cmq_msgpack_unpack ("\x01\x02", 2, 4, &unpacked, error, sizeof (error)),
+      -1);
+    assert_non_null (strstr (error, "trailing"));
+    assert_int_equal (
+      cmq_msgpack_unpack ("\x91\x91\x01", 3, 1, &unpacked, NULL, 0), -1);
+    assert_int_equal (cmq_msgpack_unpack ("", 0, 4, &unpacked, NULL, 0), -1);
+    msgpack_unpacked_destroy (&unpacked);
+}
+
+static void
+map_get_finds_the_first_str_key_and_nothing_else (void **state)
+{
+    (void) state;
+    msgpack_unpacked unpacked;
+    msgpack_unpacked_init (&unpacked);
+    //  {bin "k": 1, "k": 2, "k": 3, "": 4}
+    const char body[] = "\x84\xc4\x01k\x01\xa1k\x02\xa1k\x03\xa0\x04";
+    assert_int_equal (
+      cmq_msgpack_unpack (body, sizeof (body) - 1, 4, &unpacked, NULL, 0), 0);
+    const msgpack_object *value = cmq_msgpack_map_get (&unpacked.data, "k");
+    assert_non_null (value);
+    assert_int_equal (value->via.u64, 2);
+    value = cmq_msgpack_map_get (&unpacked.data, "");
+    assert_non_null (value);
+    assert_int_equal (value->via.u64, 4);
+    assert_null (cmq_msgpack_map_get (&unpacked.data, "kk"));
+    //  Not a map: nothing found.
+    assert_null (cmq_msgpack_map_get (value, "k"));
+    assert_true (cmq_msgpack_str_is (&unpacked.data.via.map.ptr[1].key, "k"));
+    assert_false (cmq_msgpack_str_is (&unpacked.data.via.map.ptr[0].key, "k"));
+    msgpack_unpacked_destroy (&unpacked);
+}
+
 int
 main (void)
 {
@@ -361,6 +417,8 @@ main (void)
         cmocka_unit_test (long_flat_containers_cost_no_depth),
         cmocka_unit_test (the_reason_is_cut_to_the_buffer_and_may_be_left_out),
         cmocka_unit_test (scan_agrees_with_msgpack_c_on_random_short_inputs),
+        cmocka_unit_test (unpack_scans_first_and_reads_one_whole_object),
+        cmocka_unit_test (map_get_finds_the_first_str_key_and_nothing_else),
     };
     return cmocka_run_group_tests (tests, NULL, NULL);
 }

@@ -10,6 +10,8 @@
 #ifndef CARTMQ_MSGPACK_SCAN_H
 #define CARTMQ_MSGPACK_SCAN_H
 
+#include <msgpack.h>
+#include <stdbool.h>
 #include <stddef.h>
 
 //  The largest max_depth cmq_msgpack_scan takes.
@@ -24,5 +26,23 @@
 //  max_depth, or trailing bytes. size 0 is truncation.
 int cmq_msgpack_scan (const void *data, size_t size, int max_depth, char *error,
                       size_t error_size);
+
+//  Scans data as cmq_msgpack_scan does, then unpacks its one object into
+//  *unpacked (the caller inits it before and destroys it after, on any
+//  return); the scan is what keeps msgpack-c's allocation bounded by
+//  size. Strings in the result point into data, which must outlive
+//  *unpacked. Returns 0, or -1 with a one-line reason in error (if not
+//  NULL). Every reader of peer msgpack in cartmq goes through this.
+int cmq_msgpack_unpack (const void *data, size_t size, int max_depth,
+                        msgpack_unpacked *unpacked, char *error,
+                        size_t error_size);
+
+//  True if object is a msgpack str holding exactly the bytes of string.
+bool cmq_msgpack_str_is (const msgpack_object *object, const char *string);
+
+//  The value of the first pair whose key is the str key, or NULL (also
+//  when map is not a map).
+const msgpack_object *cmq_msgpack_map_get (const msgpack_object *map,
+                                           const char *key);
 
 #endif
