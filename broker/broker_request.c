@@ -13,7 +13,7 @@ broker_request_t *
 broker_request_new (zmq_msg_t *client, zmq_msg_t *body, size_t body_count,
                     void *service, int64_t arrived_us)
 {
-    assert (client && zmq_msg_size (client) <= 255);
+    assert (client && zmq_msg_size (client) <= BROKER_PEER_MAX_BYTES);
     assert (body && body_count > 0);
     broker_request_t *self = (broker_request_t *) zmalloc (sizeof (*self));
     self->fresh_count = (uint32_t) (1 + body_count);
