@@ -35,10 +35,10 @@ broker_message_destroy (broker_message_t **self_p)
     *self_p = NULL;
 }
 
-//  The next free frame, initialised empty; grows the array by doubling.
-static zmq_msg_t *
-s_next_frame (broker_message_t *self)
+zmq_msg_t *
+broker_message_frame_next (broker_message_t *self)
 {
+    assert (self);
     if (self->count == self->capacity) {
         //  Frames move by zmq_msg_move, as libzmq asks, not by realloc.
         zmq_msg_t *frames =
@@ -58,29 +58,15 @@ s_next_frame (broker_message_t *self)
     return frame;
 }
 
-int
-broker_message_recv (broker_message_t *self, void *handle)
+void
+broker_message_frame_keep (broker_message_t *self)
 {
-    assert (self && handle);
-    broker_message_close (self);
-    while (true) {
-        zmq_msg_t *frame = s_next_frame (self);
-        //  Only the first frame can wait or fail: libzmq delivers the
-        //  frames of a message together.
-        if (zmq_msg_recv (frame, handle, 0) < 0) {
-            zmq_msg_close (frame);
-            broker_message_close (self);
-            return -1;
-        }
-        bool has_more = zmq_msg_more (frame);
-        if (self->count < BROKER_MESSAGE_MAX_FRAMES)
-            self->count++;
-        else {
-            zmq_msg_close (frame);
-            self->is_too_long = true;
-        }
-        if (!has_more)
-            return 0;
+    assert (self && self->count < self->capacity);
+    if (self->count < BROKER_MESSAGE_MAX_FRAMES)
+        self->count++;
+    else {
+        zmq_msg_close (&self->frames[self->count]);
+        self->is_too_long = true;
     }
 }
 
@@ -90,14 +76,9 @@ broker_message_set_from_zmsg (broker_message_t *self, zmsg_t *msg)
     assert (self && msg);
     broker_message_close (self);
     for (zframe_t *part = zmsg_first (msg); part; part = zmsg_next (msg)) {
-        zmq_msg_t *frame = s_next_frame (self);
+        zmq_msg_t *frame = broker_message_frame_next (self);
         zmq_msg_init_size (frame, zframe_size (part));
         memcpy (zmq_msg_data (frame), zframe_data (part), zframe_size (part));
-        if (self->count < BROKER_MESSAGE_MAX_FRAMES)
-            self->count++;
-        else {
-            zmq_msg_close (frame);
-            self->is_too_long = true;
-        }
+        broker_message_frame_keep (self);
     }
 }

@@ -14,6 +14,7 @@
 
 #include "broker_guard.h"
 #include "broker_ratelimit.h"
+#include "broker_wire.h"
 #include "broker_zap.h"
 #include "cartmq/curve.h"
 #include "cartmq/log.h"
@@ -37,8 +38,8 @@ struct _broker_shell_t {
     uint64_t full_replies;      //  ... summed since the last log line
     uint64_t full_requests;
     uint64_t full_others;
-    int64_t full_logged_us;  //  when that line was last written
-    byte full_peer[256];     //  routing id of the last full peer
+    int64_t full_logged_us;                 //  when that line was last written
+    byte full_peer[BROKER_PEER_MAX_BYTES];  //  routing id of the last full peer
     size_t full_peer_size;
     broker_ratelimit_t revoked_limit;  //  messages from revoked keys
 };
@@ -286,7 +287,7 @@ static void
 s_flush (broker_shell_t *self)
 {
     if (broker_outbox_size (self->outbox)) {
-        broker_outbox_send (self->outbox, self->router, &self->sent);
+        broker_wire_send (self->outbox, self->router, &self->sent);
         if (self->sent.replies_full | self->sent.requests_full |
             self->sent.others_full)
             s_on_full (self);
@@ -493,7 +494,7 @@ static bool
 s_receive (broker_shell_t *self, int wait_ms)
 {
     zsock_set_rcvtimeo (self->router, wait_ms);
-    if (broker_message_recv (self->input, zsock_resolve (self->router)))
+    if (broker_wire_recv (self->input, zsock_resolve (self->router)))
         return false;
     //  With CURVE, libzmq gives each message the User-Id our ZAP handler
     //  answered for its connection: the peer's key. A hash lookup, no
