@@ -10,12 +10,12 @@ void
 broker_config_defaults (broker_config_t *config)
 {
     assert (config);
-    config->heartbeat_ms = 2500;
-    config->liveness = 3;
-    config->queue_timeout_ms = 10000;
-    config->max_queued = 100000;
-    config->max_services = 10000;
-    config->max_redispatch = 2;
+    config->heartbeat_ms = BROKER_DEFAULT_HEARTBEAT_MS;
+    config->liveness = BROKER_DEFAULT_LIVENESS;
+    config->queue_timeout_ms = BROKER_DEFAULT_QUEUE_TIMEOUT_MS;
+    config->max_queued = BROKER_DEFAULT_MAX_QUEUED;
+    config->max_services = BROKER_DEFAULT_MAX_SERVICES;
+    config->max_redispatch = BROKER_DEFAULT_MAX_REDISPATCH;
 }
 
 //  Routing ids are binary: hash and compare them as bytes. Keys are

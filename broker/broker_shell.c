@@ -200,20 +200,35 @@ s_start_guard (broker_shell_t *self)
     return 0;
 }
 
+zcert_t *
+broker_shell_curve_load (const broker_shell_config_t *config, char *error,
+                         size_t error_size)
+{
+    assert (config && config->curve_secret && error);
+    char reason[256];
+    zcert_t *cert =
+      cmq_curve_load_secret (config->curve_secret, reason, sizeof (reason));
+    if (!cert) {
+        snprintf (error, error_size, "--curve-secret: %s", reason);
+        return NULL;
+    }
+    if (!s_is_readable_dir (config->curve_clients)) {
+        snprintf (error, error_size,
+                  "--curve-clients: not a readable directory: %s",
+                  config->curve_clients ? config->curve_clients : "");
+        zcert_destroy (&cert);
+        return NULL;
+    }
+    return cert;
+}
+
 static int
 s_setup_curve (broker_shell_t *self, const broker_shell_config_t *config)
 {
-    char error[256];
-    zcert_t *cert =
-      cmq_curve_load_secret (config->curve_secret, error, sizeof (error));
+    char error[BROKER_SHELL_ERROR_BYTES];
+    zcert_t *cert = broker_shell_curve_load (config, error, sizeof (error));
     if (!cert) {
-        cmq_log_error ("--curve-secret: %s", error);
-        return -1;
-    }
-    if (!s_is_readable_dir (config->curve_clients)) {
-        cmq_log_error ("--curve-clients: not a readable directory: %s",
-                       config->curve_clients ? config->curve_clients : "");
-        zcert_destroy (&cert);
+        cmq_log_error ("%s", error);
         return -1;
     }
     self->curve_clients = strdup (config->curve_clients);
