@@ -35,39 +35,22 @@ broker_message_destroy (broker_message_t **self_p)
     *self_p = NULL;
 }
 
-zmq_msg_t *
-broker_message_frame_next (broker_message_t *self)
+void
+broker_message_grow (broker_message_t *self)
 {
     assert (self);
-    if (self->count == self->capacity) {
-        //  Frames move by zmq_msg_move, as libzmq asks, not by realloc.
-        zmq_msg_t *frames =
-          (zmq_msg_t *) malloc (2 * self->capacity * sizeof (zmq_msg_t));
-        assert (frames);
-        for (size_t index = 0; index < self->count; index++) {
-            zmq_msg_init (&frames[index]);
-            zmq_msg_move (&frames[index], &self->frames[index]);
-            zmq_msg_close (&self->frames[index]);
-        }
-        free (self->frames);
-        self->frames = frames;
-        self->capacity *= 2;
+    //  Frames move by zmq_msg_move, as libzmq asks, not by realloc.
+    zmq_msg_t *frames =
+      (zmq_msg_t *) malloc (2 * self->capacity * sizeof (zmq_msg_t));
+    assert (frames);
+    for (size_t index = 0; index < self->count; index++) {
+        zmq_msg_init (&frames[index]);
+        zmq_msg_move (&frames[index], &self->frames[index]);
+        zmq_msg_close (&self->frames[index]);
     }
-    zmq_msg_t *frame = &self->frames[self->count];
-    zmq_msg_init (frame);
-    return frame;
-}
-
-void
-broker_message_frame_keep (broker_message_t *self)
-{
-    assert (self && self->count < self->capacity);
-    if (self->count < BROKER_MESSAGE_MAX_FRAMES)
-        self->count++;
-    else {
-        zmq_msg_close (&self->frames[self->count]);
-        self->is_too_long = true;
-    }
+    free (self->frames);
+    self->frames = frames;
+    self->capacity *= 2;
 }
 
 void

@@ -36,14 +36,34 @@ void broker_message_destroy (broker_message_t **self_p);
 //  Closes every frame held; count becomes 0.
 void broker_message_close (broker_message_t *self);
 
+//  Doubles the room for frames (broker_message_frame_next).
+void broker_message_grow (broker_message_t *self);
+
 //  Filling a message, frame by frame, as the shell's reader
 //  (broker_wire_recv) and broker_message_set_from_zmsg both do: the next
 //  free frame, initialised empty, to fill...
-zmq_msg_t *broker_message_frame_next (broker_message_t *self);
+static inline zmq_msg_t *
+broker_message_frame_next (broker_message_t *self)
+{
+    if (self->count == self->capacity)
+        broker_message_grow (self);
+    zmq_msg_t *frame = &self->frames[self->count];
+    zmq_msg_init (frame);
+    return frame;
+}
 
 //  ...then kept, or closed and is_too_long set past
 //  BROKER_MESSAGE_MAX_FRAMES.
-void broker_message_frame_keep (broker_message_t *self);
+static inline void
+broker_message_frame_keep (broker_message_t *self)
+{
+    if (self->count < BROKER_MESSAGE_MAX_FRAMES)
+        self->count++;
+    else {
+        zmq_msg_close (&self->frames[self->count]);
+        self->is_too_long = true;
+    }
+}
 
 //  Holds a copy of msg's frames, for tests and tools that build messages
 //  with CZMQ: the same filling as the shell's reader, from other bytes.
