@@ -23,13 +23,21 @@
 #include "broker_message.h"
 #include "broker_outbox.h"
 
+//  The defaults broker_config_defaults sets (and --help shows).
+#define BROKER_DEFAULT_HEARTBEAT_MS     2500
+#define BROKER_DEFAULT_LIVENESS         3
+#define BROKER_DEFAULT_QUEUE_TIMEOUT_MS 10000
+#define BROKER_DEFAULT_MAX_QUEUED       100000
+#define BROKER_DEFAULT_MAX_SERVICES     10000
+#define BROKER_DEFAULT_MAX_REDISPATCH   2
+
 typedef struct {
-    int heartbeat_ms;      //  2500: heartbeat interval both ways
-    int liveness;          //  3: silent intervals before a peer is dead
-    int queue_timeout_ms;  //  10000: longest wait in a queue
-    int max_queued;        //  100000: per service
-    int max_services;      //  10000: distinct service names at once
-    int max_redispatch;    //  2: re-sends of one request
+    int heartbeat_ms;      //  heartbeat interval both ways
+    int liveness;          //  silent intervals before a peer is dead
+    int queue_timeout_ms;  //  longest wait in a queue; at least 1
+    int max_queued;        //  per service
+    int max_services;      //  distinct service names at once
+    int max_redispatch;    //  re-sends of one request
 } broker_config_t;
 
 //  Counters since start, as mmi.stats reports them.

@@ -35,53 +35,22 @@ broker_message_destroy (broker_message_t **self_p)
     *self_p = NULL;
 }
 
-//  The next free frame, initialised empty; grows the array by doubling.
-static zmq_msg_t *
-s_next_frame (broker_message_t *self)
+void
+broker_message_grow (broker_message_t *self)
 {
-    if (self->count == self->capacity) {
-        //  Frames move by zmq_msg_move, as libzmq asks, not by realloc.
-        zmq_msg_t *frames =
-          (zmq_msg_t *) malloc (2 * self->capacity * sizeof (zmq_msg_t));
-        assert (frames);
-        for (size_t index = 0; index < self->count; index++) {
-            zmq_msg_init (&frames[index]);
-            zmq_msg_move (&frames[index], &self->frames[index]);
-            zmq_msg_close (&self->frames[index]);
-        }
-        free (self->frames);
-        self->frames = frames;
-        self->capacity *= 2;
+    assert (self);
+    //  Frames move by zmq_msg_move, as libzmq asks, not by realloc.
+    zmq_msg_t *frames =
+      (zmq_msg_t *) malloc (2 * self->capacity * sizeof (zmq_msg_t));
+    assert (frames);
+    for (size_t index = 0; index < self->count; index++) {
+        zmq_msg_init (&frames[index]);
+        zmq_msg_move (&frames[index], &self->frames[index]);
+        zmq_msg_close (&self->frames[index]);
     }
-    zmq_msg_t *frame = &self->frames[self->count];
-    zmq_msg_init (frame);
-    return frame;
-}
-
-int
-broker_message_recv (broker_message_t *self, void *handle)
-{
-    assert (self && handle);
-    broker_message_close (self);
-    while (true) {
-        zmq_msg_t *frame = s_next_frame (self);
-        //  Only the first frame can wait or fail: libzmq delivers the
-        //  frames of a message together.
-        if (zmq_msg_recv (frame, handle, 0) < 0) {
-            zmq_msg_close (frame);
-            broker_message_close (self);
-            return -1;
-        }
-        bool has_more = zmq_msg_more (frame);
-        if (self->count < BROKER_MESSAGE_MAX_FRAMES)
-            self->count++;
-        else {
-            zmq_msg_close (frame);
-            self->is_too_long = true;
-        }
-        if (!has_more)
-            return 0;
-    }
+    free (self->frames);
+    self->frames = frames;
+    self->capacity *= 2;
 }
 
 void
@@ -90,14 +59,9 @@ broker_message_set_from_zmsg (broker_message_t *self, zmsg_t *msg)
     assert (self && msg);
     broker_message_close (self);
     for (zframe_t *part = zmsg_first (msg); part; part = zmsg_next (msg)) {
-        zmq_msg_t *frame = s_next_frame (self);
+        zmq_msg_t *frame = broker_message_frame_next (self);
         zmq_msg_init_size (frame, zframe_size (part));
         memcpy (zmq_msg_data (frame), zframe_data (part), zframe_size (part));
-        if (self->count < BROKER_MESSAGE_MAX_FRAMES)
-            self->count++;
-        else {
-            zmq_msg_close (frame);
-            self->is_too_long = true;
-        }
+        broker_message_frame_keep (self);
     }
 }

@@ -1,8 +1,8 @@
 //  broker_message.h - one message as the broker reads it: raw frames
 //
-//  The shell reads each message from the ROUTER into one of these, reused
-//  from message to message: its frames are zmq_msg_t, received straight
-//  from libzmq, so reading a message allocates nothing (CZMQ's zmsg_recv
+//  The shell reads each message from the ROUTER into one of these
+//  (broker_wire_recv), reused from message to message: its frames are
+//  zmq_msg_t, received straight from libzmq, so reading a message allocates nothing (CZMQ's zmsg_recv
 //  made a zframe_t and a list node per frame, about 30 allocations per
 //  request and reply). frames[0] is the sender's routing id.
 //
@@ -36,13 +36,37 @@ void broker_message_destroy (broker_message_t **self_p);
 //  Closes every frame held; count becomes 0.
 void broker_message_close (broker_message_t *self);
 
-//  Reads one whole message from a socket handle, waiting as its
-//  ZMQ_RCVTIMEO says. Returns 0, or -1 on timeout, signal or error (no
-//  message held).
-int broker_message_recv (broker_message_t *self, void *handle);
+//  Doubles the room for frames (broker_message_frame_next).
+void broker_message_grow (broker_message_t *self);
+
+//  Filling a message, frame by frame, as the shell's reader
+//  (broker_wire_recv) and broker_message_set_from_zmsg both do: the next
+//  free frame, initialised empty, to fill...
+static inline zmq_msg_t *
+broker_message_frame_next (broker_message_t *self)
+{
+    if (self->count == self->capacity)
+        broker_message_grow (self);
+    zmq_msg_t *frame = &self->frames[self->count];
+    zmq_msg_init (frame);
+    return frame;
+}
+
+//  ...then kept, or closed and is_too_long set past
+//  BROKER_MESSAGE_MAX_FRAMES.
+static inline void
+broker_message_frame_keep (broker_message_t *self)
+{
+    if (self->count < BROKER_MESSAGE_MAX_FRAMES)
+        self->count++;
+    else {
+        zmq_msg_close (&self->frames[self->count]);
+        self->is_too_long = true;
+    }
+}
 
 //  Holds a copy of msg's frames, for tests and tools that build messages
-//  with CZMQ.
+//  with CZMQ: the same filling as the shell's reader, from other bytes.
 void broker_message_set_from_zmsg (broker_message_t *self, zmsg_t *msg);
 
 #endif

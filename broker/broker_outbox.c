@@ -4,10 +4,12 @@
 
 typedef enum { S_REQUEST, S_REPLY, S_COMMAND } s_kind_t;
 
-//  Routing ids and service names are at most 255 bytes (the MDP parser
-//  and libzmq see to that), so they fit inline.
+//  Routing ids and service names are at most BROKER_PEER_MAX_BYTES (libzmq
+//  and the MDP parser see to that), so they fit inline.
+_Static_assert(CMQ_MAX_SERVICE_NAME_BYTES <= BROKER_PEER_MAX_BYTES,
+               "a service name fits an entry");
 typedef struct {
-    byte data[256];
+    byte data[BROKER_PEER_MAX_BYTES];
     size_t size;
 } s_bytes_t;
 
@@ -171,73 +173,69 @@ broker_outbox_size (broker_outbox_t *self)
 }
 
 //  ---------------------------------------------------------------------
-//  Sending: small frames by zmq_send (libzmq keeps up to 33 bytes inside
-//  the message, no allocation); bodies as frames.
+//  Emitting: the one place that lays out the frames of each message.
 
-//  Every frame goes with ZMQ_DONTWAIT. The socket is a ROUTER with
-//  ZMQ_ROUTER_MANDATORY, so the first frame (the routing id) is where
-//  libzmq decides: 0 and the rest of the message is taken whatever
-//  happens; EAGAIN when the peer's pipe holds its high-water mark of
-//  unsent messages; EHOSTUNREACH when no such peer is connected. Later
-//  frames of an accepted message never fail with EAGAIN (router.cpp checks
-//  the high-water mark on the first frame only), so a message is never
-//  cut in half, and DONTWAIT means a full peer can never block the loop.
+//  [peer][""][protocol]: 0, or -1 with errno when the peer refused the
+//  message (nothing emitted).
 static int
-s_send_small (void *handle, const void *data, size_t size, bool more)
+s_emit_header (broker_sink_t *sink, s_entry_t *entry, const char *protocol)
 {
-    return zmq_send (handle, data, size,
-                     ZMQ_DONTWAIT | (more ? ZMQ_SNDMORE : 0));
-}
-
-//  0, or -1 with errno when the peer refused the message (nothing sent).
-static int
-s_send_header (void *handle, s_entry_t *entry, const char *protocol)
-{
-    if (s_send_small (handle, entry->peer.data, entry->peer.size, true) < 0)
+    if (sink->bytes (sink, entry->peer.data, entry->peer.size, true) < 0)
         return -1;
-    s_send_small (handle, "", 0, true);
-    s_send_small (handle, protocol, 6, true);
+    sink->bytes (sink, "", 0, true);
+    sink->bytes (sink, protocol, 6, true);
     return 0;
 }
 
+//  [worker][""][MDPW01][REQUEST][token][""][body...]
 static int
-s_send_request (void *handle, s_entry_t *entry)
+s_emit_request (broker_sink_t *sink, s_entry_t *entry)
 {
-    if (s_send_header (handle, entry, CMQ_MDPW_HEADER))
+    if (s_emit_header (sink, entry, CMQ_MDPW_HEADER))
         return -1;
     byte command = CMQ_MDPW_REQUEST;
-    s_send_small (handle, &command, 1, true);
+    sink->bytes (sink, &command, 1, true);
     size_t address_size;
     const byte *address =
       broker_request_address (entry->request, &address_size);
-    s_send_small (handle, address, address_size, true);
-    s_send_small (handle, "", 0, true);
-    broker_request_send_body (entry->request, handle);
+    sink->bytes (sink, address, address_size, true);
+    sink->bytes (sink, "", 0, true);
+    broker_request_emit_body (entry->request, sink);
     return 0;
 }
 
+//  [client][""][MDPC01][service][body...], the body frames moved out.
 static int
-s_send_reply (void *handle, s_entry_t *entry)
+s_emit_reply (broker_sink_t *sink, s_entry_t *entry)
 {
-    if (s_send_header (handle, entry, CMQ_MDPC_HEADER))
+    if (s_emit_header (sink, entry, CMQ_MDPC_HEADER))
         return -1;
-    s_send_small (handle, entry->service.data, entry->service.size, true);
-    //  A sent frame is left empty; the entry's clear closes the rest.
+    sink->bytes (sink, entry->service.data, entry->service.size, true);
+    //  The entry's clear closes what the sink leaves.
     for (size_t index = 0; index < entry->body_count; index++)
-        zmq_msg_send (&entry->body[index], handle,
-                      ZMQ_DONTWAIT |
-                        (index + 1 < entry->body_count ? ZMQ_SNDMORE : 0));
+        sink->frame (sink, &entry->body[index], index + 1 < entry->body_count);
     return 0;
 }
 
+//  [worker][""][MDPW01][command] for HEARTBEAT and DISCONNECT.
 static int
-s_send_command (void *handle, s_entry_t *entry)
+s_emit_command (broker_sink_t *sink, s_entry_t *entry)
 {
-    if (s_send_header (handle, entry, CMQ_MDPW_HEADER))
+    if (s_emit_header (sink, entry, CMQ_MDPW_HEADER))
         return -1;
     byte command = (byte) entry->command;
-    s_send_small (handle, &command, 1, false);
+    sink->bytes (sink, &command, 1, false);
     return 0;
+}
+
+static int
+s_emit (broker_sink_t *sink, s_entry_t *entry)
+{
+    if (entry->kind == S_REQUEST)
+        return s_emit_request (sink, entry);
+    if (entry->kind == S_REPLY)
+        return s_emit_reply (sink, entry);
+    return s_emit_command (sink, entry);
 }
 
 //  MMI answers are replies too, but the core does not count them as
@@ -265,22 +263,14 @@ s_note_full (broker_outbox_sent_t *sent, s_entry_t *entry)
 }
 
 void
-broker_outbox_send (broker_outbox_t *self, zsock_t *socket,
-                    broker_outbox_sent_t *sent)
+broker_outbox_flush (broker_outbox_t *self, broker_sink_t *sink,
+                     broker_outbox_sent_t *sent)
 {
-    assert (self && socket && sent);
-    void *handle = zsock_resolve (socket);
+    assert (self && sink && sent);
     for (size_t index = 0; index < self->count; index++) {
         s_entry_t *entry = self->entries[index];
-        int rc;
-        if (entry->kind == S_REQUEST)
-            rc = s_send_request (handle, entry);
-        else if (entry->kind == S_REPLY)
-            rc = s_send_reply (handle, entry);
-        else
-            rc = s_send_command (handle, entry);
         //  EHOSTUNREACH: the peer left; dropped, as ROUTER always did.
-        if (rc && zmq_errno () == EAGAIN)
+        if (s_emit (sink, entry) && errno == EAGAIN)
             s_note_full (sent, entry);
         s_entry_clear (entry);
     }
@@ -288,39 +278,25 @@ broker_outbox_send (broker_outbox_t *self, zsock_t *socket,
 }
 
 //  ---------------------------------------------------------------------
-//  Popping as plain messages, for tests
+//  The test sink: frames into a zmsg_t
 
-static zmsg_t *
-s_entry_to_msg (s_entry_t *entry)
+typedef struct {
+    broker_sink_t base;
+    zmsg_t *msg;
+} s_zmsg_sink_t;
+
+static int
+s_zmsg_bytes (broker_sink_t *sink, const void *data, size_t size, bool more)
 {
-    zmsg_t *msg = zmsg_new ();
-    zmsg_addmem (msg, entry->peer.data, entry->peer.size);
-    zmsg_addmem (msg, NULL, 0);
-    zmsg_addstr (msg,
-                 entry->kind == S_REPLY ? CMQ_MDPC_HEADER : CMQ_MDPW_HEADER);
-    if (entry->kind == S_REPLY) {
-        zmsg_addmem (msg, entry->service.data, entry->service.size);
-        for (size_t index = 0; index < entry->body_count; index++)
-            zmsg_addmem (msg, zmq_msg_data (&entry->body[index]),
-                         zmq_msg_size (&entry->body[index]));
-        return msg;
-    }
-    byte command = entry->kind == S_REQUEST ? (byte) CMQ_MDPW_REQUEST
-                                            : (byte) entry->command;
-    zmsg_addmem (msg, &command, 1);
-    if (entry->kind == S_REQUEST) {
-        size_t address_size;
-        const byte *address =
-          broker_request_address (entry->request, &address_size);
-        zmsg_addmem (msg, address, address_size);
-        zmsg_addmem (msg, NULL, 0);
-        zmsg_t *body = broker_request_body_copy (entry->request);
-        zframe_t *part;
-        while ((part = zmsg_pop (body)))
-            zmsg_append (msg, &part);
-        zmsg_destroy (&body);
-    }
-    return msg;
+    (void) more;
+    zmsg_addmem (((s_zmsg_sink_t *) sink)->msg, data, size);
+    return 0;
+}
+
+static void
+s_zmsg_frame (broker_sink_t *sink, zmq_msg_t *frame, bool more)
+{
+    s_zmsg_bytes (sink, zmq_msg_data (frame), zmq_msg_size (frame), more);
 }
 
 zmsg_t *
@@ -333,7 +309,8 @@ broker_outbox_pop (broker_outbox_t *self)
     memmove (&self->entries[0], &self->entries[1],
              (self->count - 1) * sizeof (s_entry_t *));
     self->entries[--self->count] = entry;  //  free again, behind the rest
-    zmsg_t *msg = s_entry_to_msg (entry);
+    s_zmsg_sink_t sink = { { s_zmsg_bytes, s_zmsg_frame }, zmsg_new () };
+    s_emit (&sink.base, entry);
     s_entry_clear (entry);
-    return msg;
+    return sink.msg;
 }

@@ -1,7 +1,8 @@
 //  broker_outbox.h - messages the core wants sent, in order
 //
-//  The core appends; the shell sends them all on the ROUTER after each
-//  batch of input; tests pop them as plain messages. Entries are built so
+//  The core appends; after each batch of input the shell flushes them all
+//  into its socket sink (broker_wire.h); tests pop them as plain messages
+//  through the same emitter (broker_sink.h). Entries are built so
 //  that sending allocates nothing and copies no body: routing ids and MDP
 //  header frames are kept inline and sent as small frames, a request's body
 //  is borrowed (the entry holds a reference) and sent as shared copies, and
@@ -15,6 +16,7 @@
 
 #include "broker_peer.h"
 #include "broker_request.h"
+#include "broker_sink.h"
 #include "cartmq/mdp.h"
 
 typedef struct _broker_outbox_t broker_outbox_t;
@@ -45,26 +47,26 @@ void broker_outbox_add_command (broker_outbox_t *self, broker_peer_t peer,
 
 size_t broker_outbox_size (broker_outbox_t *self);
 
-//  What a send could not hand over because the peer's output was full
+//  What a flush could not hand over because the peer's output was full
 //  (the socket's ZMQ_SNDHWM of messages waiting for it), added to by each
-//  broker_outbox_send; the caller zeroes it when it has used it.
+//  broker_outbox_flush; the caller zeroes it when it has used it.
 typedef struct {
-    size_t replies_full;       //  replies to clients (not MMI answers)
-    size_t requests_full;      //  REQUESTs to workers
-    size_t others_full;        //  MMI answers, HEARTBEAT, DISCONNECT
-    byte last_full_peer[256];  //  routing id of the last refused peer
+    size_t replies_full;   //  replies to clients (not MMI answers)
+    size_t requests_full;  //  REQUESTs to workers
+    size_t others_full;    //  MMI answers, HEARTBEAT, DISCONNECT
+    byte last_full_peer[BROKER_PEER_MAX_BYTES];  //  last refused routing id
     size_t last_full_size;
 } broker_outbox_sent_t;
 
-//  Sends every entry on socket, in order, never waiting, and empties the
-//  outbox. The socket must be a ROUTER with ZMQ_ROUTER_MANDATORY: a
-//  message to a peer that is gone is dropped; one to a peer whose output
-//  is full is dropped and noted in *sent.
-void broker_outbox_send (broker_outbox_t *self, zsock_t *socket,
-                         broker_outbox_sent_t *sent);
+//  Emits every entry into sink, in order, and empties the outbox. An
+//  entry whose routing id the sink refuses with EAGAIN (the peer's output
+//  is full) is dropped and noted in *sent; with another errno (the peer
+//  is gone) it is dropped.
+void broker_outbox_flush (broker_outbox_t *self, broker_sink_t *sink,
+                          broker_outbox_sent_t *sent);
 
-//  Removes the first entry as one self-contained message; NULL if empty.
-//  For tests and tools.
+//  Removes the first entry as one self-contained message, emitted as a
+//  flush would; NULL if empty. For tests and tools.
 zmsg_t *broker_outbox_pop (broker_outbox_t *self);
 
 #endif

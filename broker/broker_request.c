@@ -13,7 +13,7 @@ broker_request_t *
 broker_request_new (zmq_msg_t *client, zmq_msg_t *body, size_t body_count,
                     void *service, int64_t arrived_us)
 {
-    assert (client && zmq_msg_size (client) <= 255);
+    assert (client && zmq_msg_size (client) <= BROKER_PEER_MAX_BYTES);
     assert (body && body_count > 0);
     broker_request_t *self = (broker_request_t *) zmalloc (sizeof (*self));
     self->fresh_count = (uint32_t) (1 + body_count);
@@ -174,48 +174,25 @@ broker_request_body_size (broker_request_t *self)
 }
 
 static void
-s_send_packed (const byte *data, size_t size, bool is_last, void *handle)
+s_emit_packed (const byte *data, size_t size, bool is_last, void *sink)
 {
-    zmq_send (handle, data, size, is_last ? 0 : ZMQ_SNDMORE);
+    broker_sink_t *target = (broker_sink_t *) sink;
+    target->bytes (target, data, size, !is_last);
 }
 
-//  zmq_msg_copy shares the bytes (reference counted above 33 bytes), so a
-//  fresh body is never copied however many times it is sent.
 void
-broker_request_send_body (broker_request_t *self, void *handle)
+broker_request_emit_body (broker_request_t *self, broker_sink_t *sink)
 {
-    assert (self && handle);
+    assert (self && sink);
     if (self->packed) {
-        s_packed_each (self, s_send_packed, handle);
+        s_packed_each (self, s_emit_packed, sink);
         return;
     }
     for (size_t index = 1; index < self->fresh_count; index++) {
         zmq_msg_t copy;
         zmq_msg_init (&copy);
         zmq_msg_copy (&copy, &self->fresh[index]);
-        int more = index + 1 < self->fresh_count ? ZMQ_SNDMORE : 0;
-        if (zmq_msg_send (&copy, handle, more) < 0)
-            zmq_msg_close (&copy);
+        sink->frame (sink, &copy, index + 1 < self->fresh_count);
+        zmq_msg_close (&copy);
     }
-}
-
-static void
-s_add_frame (const byte *data, size_t size, bool is_last, void *msg)
-{
-    (void) is_last;
-    zmsg_addmem ((zmsg_t *) msg, data, size);
-}
-
-zmsg_t *
-broker_request_body_copy (broker_request_t *self)
-{
-    assert (self);
-    zmsg_t *copy = zmsg_new ();
-    if (self->packed)
-        s_packed_each (self, s_add_frame, copy);
-    else
-        for (size_t index = 1; index < self->fresh_count; index++)
-            zmsg_addmem (copy, zmq_msg_data (&self->fresh[index]),
-                         zmq_msg_size (&self->fresh[index]));
-    return copy;
 }

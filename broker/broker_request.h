@@ -30,6 +30,7 @@
 
 #include "broker_list.h"
 #include "broker_peer.h"
+#include "broker_sink.h"
 
 typedef struct _broker_request_t broker_request_t;
 
@@ -82,11 +83,9 @@ const byte *broker_request_address (broker_request_t *self, size_t *size_p);
 //  Total bytes of body, for logs.
 size_t broker_request_body_size (broker_request_t *self);
 
-//  Sends the body frames on a socket handle as the last frames of a
-//  message being sent, without copying a fresh body.
-void broker_request_send_body (broker_request_t *self, void *handle);
-
-//  A copy of the body as a message, for tests and tools.
-zmsg_t *broker_request_body_copy (broker_request_t *self);
+//  Emits the body frames into sink as the last frames of a message. A
+//  fresh body is emitted as shared copies (zmq_msg_copy counts references
+//  above 33 bytes): never copied however many times it is sent.
+void broker_request_emit_body (broker_request_t *self, broker_sink_t *sink);
 
 #endif

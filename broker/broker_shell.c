@@ -14,6 +14,7 @@
 
 #include "broker_guard.h"
 #include "broker_ratelimit.h"
+#include "broker_wire.h"
 #include "broker_zap.h"
 #include "cartmq/curve.h"
 #include "cartmq/log.h"
@@ -37,8 +38,8 @@ struct _broker_shell_t {
     uint64_t full_replies;      //  ... summed since the last log line
     uint64_t full_requests;
     uint64_t full_others;
-    int64_t full_logged_us;  //  when that line was last written
-    byte full_peer[256];     //  routing id of the last full peer
+    int64_t full_logged_us;                 //  when that line was last written
+    byte full_peer[BROKER_PEER_MAX_BYTES];  //  routing id of the last full peer
     size_t full_peer_size;
     broker_ratelimit_t revoked_limit;  //  messages from revoked keys
 };
@@ -199,20 +200,35 @@ s_start_guard (broker_shell_t *self)
     return 0;
 }
 
+zcert_t *
+broker_shell_curve_load (const broker_shell_config_t *config, char *error,
+                         size_t error_size)
+{
+    assert (config && config->curve_secret && error);
+    char reason[256];
+    zcert_t *cert =
+      cmq_curve_load_secret (config->curve_secret, reason, sizeof (reason));
+    if (!cert) {
+        snprintf (error, error_size, "--curve-secret: %s", reason);
+        return NULL;
+    }
+    if (!s_is_readable_dir (config->curve_clients)) {
+        snprintf (error, error_size,
+                  "--curve-clients: not a readable directory: %s",
+                  config->curve_clients ? config->curve_clients : "");
+        zcert_destroy (&cert);
+        return NULL;
+    }
+    return cert;
+}
+
 static int
 s_setup_curve (broker_shell_t *self, const broker_shell_config_t *config)
 {
-    char error[256];
-    zcert_t *cert =
-      cmq_curve_load_secret (config->curve_secret, error, sizeof (error));
+    char error[BROKER_SHELL_ERROR_BYTES];
+    zcert_t *cert = broker_shell_curve_load (config, error, sizeof (error));
     if (!cert) {
-        cmq_log_error ("--curve-secret: %s", error);
-        return -1;
-    }
-    if (!s_is_readable_dir (config->curve_clients)) {
-        cmq_log_error ("--curve-clients: not a readable directory: %s",
-                       config->curve_clients ? config->curve_clients : "");
-        zcert_destroy (&cert);
+        cmq_log_error ("%s", error);
         return -1;
     }
     self->curve_clients = strdup (config->curve_clients);
@@ -286,7 +302,7 @@ static void
 s_flush (broker_shell_t *self)
 {
     if (broker_outbox_size (self->outbox)) {
-        broker_outbox_send (self->outbox, self->router, &self->sent);
+        broker_wire_send (self->outbox, self->router, &self->sent);
         if (self->sent.replies_full | self->sent.requests_full |
             self->sent.others_full)
             s_on_full (self);
@@ -493,7 +509,7 @@ static bool
 s_receive (broker_shell_t *self, int wait_ms)
 {
     zsock_set_rcvtimeo (self->router, wait_ms);
-    if (broker_message_recv (self->input, zsock_resolve (self->router)))
+    if (broker_wire_recv (self->input, zsock_resolve (self->router)))
         return false;
     //  With CURVE, libzmq gives each message the User-Id our ZAP handler
     //  answered for its connection: the peer's key. A hash lookup, no

@@ -27,6 +27,17 @@ typedef struct {
 
 typedef struct _broker_shell_t broker_shell_t;
 
+//  Room for a reason broker_shell_curve_load gives, with its NUL.
+#define BROKER_SHELL_ERROR_BYTES 512
+
+//  The CURVE server cert (config->curve_secret) and a check that the
+//  allow-list (config->curve_clients) is a readable directory: what
+//  broker_shell_new does first, so that main can refuse bad flag values
+//  before logging starts. The cert, or NULL with the reason (naming the
+//  flag) in error.
+zcert_t *broker_shell_curve_load (const broker_shell_config_t *config,
+                                  char *error, size_t error_size);
+
 //  Binds every endpoint. NULL on failure, after logging why, with the
 //  exit status in *exit_code: 2 for a bind value libzmq refuses, else 1.
 broker_shell_t *broker_shell_new (const broker_shell_config_t *config,
