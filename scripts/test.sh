@@ -28,7 +28,7 @@ run_suite build -DCMAKE_BUILD_TYPE=RelWithDebInfo
 echo "== valgrind: broker and worker, one end-to-end run"
 scripts/valgrind.sh build
 
-echo "== fuzzing, ${CARTMQ_FUZZ_SECONDS:=45}s per target"
+echo "== fuzzing, ${CARTMQ_FUZZ_SECONDS:=20}s per target"
 scripts/fuzz.sh "$CARTMQ_FUZZ_SECONDS"
 
 echo "== ASan + UBSan build"
