@@ -15,41 +15,13 @@ import pytest
 import zmq
 
 import mdp
-from mdp import CLIENT_HEADER, MdpClient, MdpWorker
-from support import (HB_MS, RTT_S, SCALE, bound, round_trip_ok, service_status, services,
+from mdp import CLIENT_HEADER
+from support import (RTT_S, SCALE, bound, round_trip_ok, service_status, services,
                      stats, wait_until, wait_workers)
+from test_bounds import peers  # noqa: F401  (the shared fixture)
 
 #  How long "nothing arrives" is watched for.
 QUIET_S = 0.3 * SCALE
-
-
-@pytest.fixture
-def peers():
-    """Makes pyzmq peers and closes whatever the test left open."""
-    made = []
-
-    class Peers:
-        def worker(self, endpoint):
-            peer = MdpWorker(endpoint, HB_MS)
-            made.append(peer)
-            return peer
-
-        def client(self, endpoint, timeout=RTT_S):
-            peer = MdpClient(endpoint, timeout=timeout)
-            made.append(peer)
-            return peer
-
-        def dealer(self, endpoint):
-            """A raw DEALER, for frames MdpClient would not send."""
-            peer = mdp.context().socket(zmq.DEALER)
-            peer.setsockopt(zmq.LINGER, 0)
-            peer.connect(endpoint)
-            made.append(peer)
-            return peer
-
-    yield Peers()
-    for peer in made:
-        peer.close()
 
 
 def dropped(snapshot, reason):
