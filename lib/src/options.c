@@ -194,13 +194,17 @@ s_apply (cmq_option_t *option, const char *value, bool from_file,
         }
         case CMQ_OPT_STRING_LIST:
         case CMQ_OPT_ENDPOINT_LIST: {
-            if (from_file && !value[strspn (value, S_LIST_SEPARATORS)]) {
+            //  An endpoint never holds a comma or a blank, so an endpoint
+            //  list splits on them on the command line too: "--connect
+            //  tcp://a:1,tcp://b:2" is two endpoints.
+            bool is_split = from_file || option->type == CMQ_OPT_ENDPOINT_LIST;
+            if (is_split && !value[strspn (value, S_LIST_SEPARATORS)]) {
                 snprintf (reason, reason_size, "empty value");
                 return -1;
             }
             zlist_t *list = s_list_for_use (option, is_touched);
             size_t before = zlist_size (list);
-            if (from_file)
+            if (is_split)
                 s_append_words (list, value);
             else
                 zlist_append (list, (void *) value);

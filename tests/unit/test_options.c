@@ -665,6 +665,27 @@ bad_bind_in_file_is_an_error_naming_the_key (void **state)
     assert_int_equal (zlist_size (fx->bind), 2);
 }
 
+static void
+endpoint_list_flag_splits_at_commas_and_checks_each (void **state)
+{
+    fixture_t *fx = *state;
+    fx->table[3].type = CMQ_OPT_ENDPOINT_LIST;
+    assert_int_equal (s_parse (fx, "--bind",
+                               "tcp://127.0.0.1:1,tcp://127.0.0.1:2", "--bind",
+                               "ipc:///tmp/x", NULL),
+                      CMQ_OPTIONS_OK);
+    assert_int_equal (zlist_size (fx->bind), 3);
+    assert_string_equal (zlist_first (fx->bind), "tcp://127.0.0.1:1");
+    assert_string_equal (zlist_next (fx->bind), "tcp://127.0.0.1:2");
+    assert_string_equal (zlist_next (fx->bind), "ipc:///tmp/x");
+    //  Each piece is checked on its own, and nothing but commas is empty
+    assert_int_equal (s_parse (fx, "--bind", "tcp://127.0.0.1:1,garbage", NULL),
+                      CMQ_OPTIONS_ERROR);
+    s_assert_one_error (fx, "--bind", "garbage");
+    assert_int_equal (s_parse (fx, "--bind", ",", NULL), CMQ_OPTIONS_ERROR);
+    s_assert_one_error (fx, "--bind", "empty value");
+}
+
 int
 main (void)
 {
@@ -705,6 +726,7 @@ main (void)
         T (endpoint_check_accepts_every_transport_and_any_port),
         T (endpoint_check_refuses_garbage_and_ports_libzmq_would_wrap),
         T (bad_bind_flag_is_an_error_naming_the_flag),
+        T (endpoint_list_flag_splits_at_commas_and_checks_each),
         T (bad_bind_in_file_is_an_error_naming_the_key),
 #undef T
     };

@@ -31,7 +31,9 @@ typedef enum {
                            //  line replace values from the file, not add
                            //  to them.
     CMQ_OPT_ENDPOINT_LIST  //  a STRING_LIST whose every value must pass
-                           //  cmq_endpoint_check
+                           //  cmq_endpoint_check; on the command line a
+                           //  value is split at commas too
+                           //  (--connect tcp://a:1,tcp://b:2)
 } cmq_opt_type_t;
 //  In a config file, a FLAG key takes 1/0/true/false/yes/no and a
 //  STRING_LIST key may hold several values split by commas or blanks
