@@ -1,9 +1,11 @@
 //  main.c - cartmq-worker: serves the cart service from Redis over MDP
 //
 //  Reads flags and the "worker" section of --config, then either runs the
-//  worker loop or (--processes N > 1) supervises N copies of itself. The
-//  loop takes one request, drains up to --concurrency more that are already
-//  waiting, answers them all with one Redis pipeline, and goes round again;
+//  worker loop or (--processes N > 1) supervises N copies of itself, each
+//  given the same flags. With several --connect brokers every process
+//  registers with each of them (§7). The loop takes one request, drains up
+//  to --concurrency more that are already waiting (from any broker),
+//  answers them all with one Redis pipeline, and goes round again;
 //  every wait is bounded so SIGINT/SIGTERM stop it promptly. SIGHUP stops
 //  nothing (§2): it is logged, and a supervisor passes it on.
 
@@ -17,6 +19,7 @@
 #include "cartmq/log.h"
 #include "cartmq/options.h"
 #include "cartmq/worker.h"
+#include "cartmq/worker_endpoints.h"
 #include "supervisor.h"
 
 #define S_PROGRAM        "cartmq-worker"
@@ -24,7 +27,7 @@
 #define S_MAX_TIMEOUT_MS 1000  //  longest Redis call
 
 typedef struct {
-    char *connect;
+    zlist_t *connects;  //  --connect values; NULL: the default broker
     char *redis;
     char *service;
     int64_t heartbeat_ms;
@@ -43,7 +46,7 @@ s_parse (int argc, char **argv, s_settings_t *settings, cmq_option_t *table)
 {
     cmq_options_spec_t spec = {
         S_PROGRAM,
-        "[--connect ENDPOINT] [--redis URL] [--service NAME] "
+        "[--connect ENDPOINT]... [--redis URL] [--service NAME] "
         "[--heartbeat-ms N] [--liveness N] [--concurrency N] "
         "[--processes N] [--config FILE] "
         "[--curve-server PUBLIC_CERTFILE --curve-cert CERTFILE] [--echo] "
@@ -175,15 +178,72 @@ s_log_notice (void *arg, cmq_worker_notice_t level, const char *text)
         cmq_log_debug ("%s", text);
 }
 
+//  The brokers to serve, in order, checked as cmq_worker_new will check
+//  them (no endpoint twice), so a bad list stops even a supervisor before
+//  it starts anything. NULL after a one-line error.
+static zlist_t *
+s_brokers (zlist_t *connects)
+{
+    size_t count = connects ? zlist_size (connects) : 0;
+    const char **values =
+      (const char **) zmalloc ((count + 1) * sizeof (char *));
+    size_t index = 0;
+    for (const char *value = connects ? (const char *) zlist_first (connects)
+                                      : NULL;
+         value; value = (const char *) zlist_next (connects))
+        values[index++] = value;
+    cmq_worker_config_t config;
+    cmq_worker_config_defaults (&config);
+    config.endpoints = values;
+    config.endpoint_count = count;
+    char error[CMQ_ERRSTR_SIZE] = "bad endpoint";
+    zlist_t *brokers =
+      cmq_worker_endpoints_new (&config, error, sizeof (error));
+    if (!brokers)
+        fprintf (stderr, "%s: --connect: %s\n", S_PROGRAM, error);
+    free (values);
+    return brokers;
+}
+
+//  The brokers as one comma-separated string for the start line (escaped:
+//  it goes to the log). Caller frees.
+static char *
+s_brokers_text (zlist_t *brokers)
+{
+    size_t size = 1;
+    for (const char *endpoint = (const char *) zlist_first (brokers); endpoint;
+         endpoint = (const char *) zlist_next (brokers))
+        size += CMQ_LOG_ESCAPED_BYTES (strlen (endpoint));
+    char *text = (char *) zmalloc (size);
+    size_t used = 0;
+    for (const char *endpoint = (const char *) zlist_first (brokers); endpoint;
+         endpoint = (const char *) zlist_next (brokers)) {
+        if (used)
+            text[used++] = ',';
+        cmq_log_escape (endpoint, strlen (endpoint), text + used, size - used);
+        used += strlen (text + used);
+    }
+    return text;
+}
+
 static int
-s_run_worker (const s_settings_t *settings, const redis_url_t *url)
+s_run_worker (const s_settings_t *settings, const redis_url_t *url,
+              zlist_t *brokers)
 {
     //  hiredis writes with write(2): a closed Redis socket must be an
     //  error to handle, not a SIGPIPE that kills us.
     signal (SIGPIPE, SIG_IGN);
     cmq_worker_config_t config;
     cmq_worker_config_defaults (&config);
-    config.endpoint = settings->connect;
+    size_t broker_count = zlist_size (brokers);
+    const char **endpoints =
+      (const char **) zmalloc (broker_count * sizeof (char *));
+    size_t index = 0;
+    for (const char *endpoint = (const char *) zlist_first (brokers); endpoint;
+         endpoint = (const char *) zlist_next (brokers))
+        endpoints[index++] = endpoint;
+    config.endpoints = endpoints;
+    config.endpoint_count = broker_count;
     config.service = settings->service;
     config.heartbeat_ms = (int) settings->heartbeat_ms;
     config.liveness = (int) settings->liveness;
@@ -193,6 +253,7 @@ s_run_worker (const s_settings_t *settings, const redis_url_t *url)
     config.notify = s_log_notice;
     char error[CMQ_ERRSTR_SIZE] = "cannot start";
     cmq_worker_t *worker = cmq_worker_new (&config, error, sizeof (error));
+    free (endpoints);  //  the worker keeps its own copies
     if (!worker) {
         fprintf (stderr, "%s: %s\n", S_PROGRAM, error);
         return 2;
@@ -206,11 +267,13 @@ s_run_worker (const s_settings_t *settings, const redis_url_t *url)
         service = cart_service_new (store, (size_t) settings->concurrency);
         cart_store_connect (store);  //  a failure is logged; we retry later
     }
-    cmq_log_info ("worker started service=%s connect=%s redis=%s "
-                  "concurrency=%d echo=%s pid=%d",
-                  settings->service, settings->connect, where,
+    char *connect = s_brokers_text (brokers);
+    cmq_log_info ("worker started service=%s connect=%s brokers=%zu "
+                  "redis=%s concurrency=%d echo=%s pid=%d",
+                  settings->service, connect, broker_count, where,
                   (int) settings->concurrency, settings->is_echo ? "yes" : "no",
                   (int) getpid ());
+    free (connect);
     s_serve (worker, service, (size_t) settings->concurrency);
     cmq_log_info ("worker stopping");
     cart_service_destroy (&service);
@@ -229,9 +292,10 @@ main (int argc, char **argv)
     settings.concurrency = 1;
     settings.processes = 1;
     cmq_option_t table[] = {
-        { "connect", CMQ_OPT_STRING, "ENDPOINT",
-          "broker endpoint (default " CMQ_DEFAULT_ENDPOINT ")", 0, 0,
-          &settings.connect },
+        { "connect", CMQ_OPT_ENDPOINT_LIST, "ENDPOINT",
+          "a broker to serve; repeat it or give a comma list to serve "
+          "several (default " CMQ_DEFAULT_ENDPOINT ")",
+          0, 0, &settings.connects },
         { "redis", CMQ_OPT_STRING, "URL",
           "redis://[[USER]:PASS@]HOST:PORT/DB or unix:///PATH[?db=N] "
           "(default " REDIS_URL_DEFAULT ")",
@@ -267,8 +331,11 @@ main (int argc, char **argv)
         cmq_options_free (table);
         return parsed == CMQ_OPTIONS_EXIT ? 0 : 2;
     }
-    if (!settings.connect)
-        settings.connect = strdup (CMQ_DEFAULT_ENDPOINT);
+    zlist_t *brokers = s_brokers (settings.connects);
+    if (!brokers) {
+        cmq_options_free (table);
+        return 2;
+    }
     if (!settings.service)
         settings.service = strdup ("cart");
     redis_url_t url;
@@ -277,6 +344,7 @@ main (int argc, char **argv)
                          &url, error, sizeof (error))) {
         fprintf (stderr, "%s: --redis: %s\n", S_PROGRAM, error);
         cmq_options_free (table);
+        zlist_destroy (&brokers);
         return 2;
     }
     cmq_log_init ("cartmq-worker",
@@ -286,7 +354,8 @@ main (int argc, char **argv)
     int rc =
       settings.processes > 1
         ? supervisor_run (argc, argv, (int) settings.processes, s_sighup_seen)
-        : s_run_worker (&settings, &url);
+        : s_run_worker (&settings, &url, brokers);
+    zlist_destroy (&brokers);
     memset (&url, 0, sizeof (url));
     cmq_options_free (table);
     return rc;
