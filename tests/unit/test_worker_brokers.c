@@ -17,16 +17,15 @@
 
 #include "cartmq/mdp.h"
 #include "cartmq/worker.h"
+#include "fake_broker.h"
 
-//  Generous: only a broken library waits this long.
-#define DEADLINE_MS 5000
+#define DEADLINE_MS FAKE_BROKER_DEADLINE_MS
 #define BACKLOG     10
 
 //  A ROUTER on an ephemeral port standing in for a broker, and the
 //  routing id the worker's socket has there once it said READY.
 typedef struct {
-    zsock_t *router;
-    char endpoint[64];
+    fake_broker_t fake;
     zframe_t *worker_id;
 } broker_t;
 
@@ -34,22 +33,6 @@ typedef struct {
     broker_t brokers[2];
     cmq_worker_t *worker;
 } fixture_t;
-
-//  Runs the worker until broker has a message from it; fails if none.
-static zmsg_t *
-s_broker_recv (broker_t *broker, cmq_worker_t *worker)
-{
-    int64_t deadline = zclock_mono () + DEADLINE_MS;
-    while (zclock_mono () < deadline) {
-        if (zsock_events (broker->router) & ZMQ_POLLIN)
-            return zmsg_recv (broker->router);
-        cmq_worker_ticket_t ticket;
-        assert_null (cmq_worker_recv (worker, 10, &ticket));
-    }
-    fail_msg ("the worker sent %s nothing within %d ms", broker->endpoint,
-              DEADLINE_MS);
-    return NULL;
-}
 
 //  Two brokers, a worker with credit 4 serving both; each broker has had
 //  its READY (checked: credit frame "4") and knows the worker's id.
@@ -60,12 +43,8 @@ setup (void **state)
     const char *endpoints[2];
     for (int index = 0; index < 2; index++) {
         broker_t *broker = &fx->brokers[index];
-        broker->router = zsock_new (ZMQ_ROUTER);
-        int port = zsock_bind (broker->router, "tcp://127.0.0.1:*");
-        assert_true (port > 0);
-        snprintf (broker->endpoint, sizeof (broker->endpoint),
-                  "tcp://127.0.0.1:%d", port);
-        endpoints[index] = broker->endpoint;
+        fake_broker_open (&broker->fake);
+        endpoints[index] = broker->fake.endpoint;
     }
     cmq_worker_config_t config;
     cmq_worker_config_defaults (&config);
@@ -76,7 +55,7 @@ setup (void **state)
     fx->worker = cmq_worker_new (&config, NULL, 0);
     assert_non_null (fx->worker);
     for (int index = 0; index < 2; index++) {
-        zmsg_t *ready = s_broker_recv (&fx->brokers[index], fx->worker);
+        zmsg_t *ready = fake_broker_recv (&fx->brokers[index].fake, fx->worker);
         fx->brokers[index].worker_id = zmsg_pop (ready);
         //  "" MDPW01 READY echo 4
         assert_int_equal (zmsg_size (ready), 5);
@@ -94,7 +73,7 @@ teardown (void **state)
     cmq_worker_destroy (&fx->worker);
     for (int index = 0; index < 2; index++) {
         zframe_destroy (&fx->brokers[index].worker_id);
-        zsock_destroy (&fx->brokers[index].router);
+        zsock_destroy (&fx->brokers[index].fake.router);
     }
     free (fx);
     return 0;
@@ -112,7 +91,7 @@ s_request (broker_t *broker, const char *client, const char *body)
     zmsg_addstr (msg, client);
     zmsg_addstr (msg, "");
     zmsg_addstr (msg, body);
-    assert_int_equal (zmsg_send (&msg, broker->router), 0);
+    assert_int_equal (zmsg_send (&msg, broker->fake.router), 0);
 }
 
 //  The next request the worker takes, its body checked; fills ticket.
@@ -134,7 +113,7 @@ s_reply_reaches (fixture_t *fx, cmq_worker_ticket_t *ticket, const char *client)
     zmsg_t *body = zmsg_new ();
     zmsg_addstr (body, "done");
     assert_int_equal (cmq_worker_reply (fx->worker, ticket, &body), 0);
-    zmsg_t *reply = s_broker_recv (&fx->brokers[index], fx->worker);
+    zmsg_t *reply = fake_broker_recv (&fx->brokers[index].fake, fx->worker);
     //  id "" MDPW01 REPLY client "" done
     assert_int_equal (zmsg_size (reply), 7);
     zframe_t *frame = zmsg_first (reply);
@@ -142,7 +121,8 @@ s_reply_reaches (fixture_t *fx, cmq_worker_ticket_t *ticket, const char *client)
         frame = zmsg_next (reply);
     assert_true (zframe_streq (frame, client));
     zmsg_destroy (&reply);
-    assert_false (zsock_events (fx->brokers[1 - index].router) & ZMQ_POLLIN);
+    assert_false (zsock_events (fx->brokers[1 - index].fake.router) &
+                  ZMQ_POLLIN);
 }
 
 static void
@@ -152,7 +132,7 @@ each_broker_is_numbered_in_config_order (void **state)
     assert_int_equal (cmq_worker_brokers (fx->worker), 2);
     for (size_t index = 0; index < 2; index++) {
         assert_string_equal (cmq_worker_broker_endpoint (fx->worker, index),
-                             fx->brokers[index].endpoint);
+                             fx->brokers[index].fake.endpoint);
         assert_non_null (cmq_worker_broker_socket (fx->worker, index));
         assert_int_equal (cmq_worker_generation (fx->worker, index), 1);
     }
@@ -229,8 +209,8 @@ a_stale_ticket_of_one_broker_leaves_the_other_serving (void **state)
     //  Broker A forgets the worker: it reconnects to A alone.
     zmsg_t *bye = cmq_mdp_worker_signal (CMQ_MDPW_DISCONNECT);
     zmsg_push (bye, zframe_dup (fx->brokers[0].worker_id));
-    assert_int_equal (zmsg_send (&bye, fx->brokers[0].router), 0);
-    zmsg_t *ready = s_broker_recv (&fx->brokers[0], fx->worker);
+    assert_int_equal (zmsg_send (&bye, fx->brokers[0].fake.router), 0);
+    zmsg_t *ready = fake_broker_recv (&fx->brokers[0].fake, fx->worker);
     zmsg_destroy (&ready);
     assert_int_equal (cmq_worker_generation (fx->worker, 0), 2);
     assert_int_equal (cmq_worker_generation (fx->worker, 1), 1);
