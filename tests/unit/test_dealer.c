@@ -15,26 +15,10 @@
 #include "cartmq/client.h"
 #include "cartmq/mdp.h"
 #include "cartmq/worker.h"
+#include "fake_broker.h"
 
 //  Generous: only a broken library waits this long.
 #define DEADLINE_MS 5000
-
-//  A ROUTER on an ephemeral port, standing in for the broker.
-typedef struct {
-    zsock_t *router;
-    char endpoint[64];
-} broker_t;
-
-static void
-broker_open (broker_t *broker)
-{
-    broker->router = zsock_new (ZMQ_ROUTER);
-    assert_non_null (broker->router);
-    int port = zsock_bind (broker->router, "tcp://127.0.0.1:*");
-    assert_true (port > 0);
-    snprintf (broker->endpoint, sizeof (broker->endpoint), "tcp://127.0.0.1:%d",
-              port);
-}
 
 static void
 client_takes_null_config_as_defaults (void **state)
@@ -88,8 +72,8 @@ static void
 client_keeps_the_reason_a_call_failed (void **state)
 {
     (void) state;
-    broker_t broker;
-    broker_open (&broker);  //  never answers
+    fake_broker_t broker;
+    fake_broker_open (&broker);  //  never answers
     cmq_client_config_t config;
     cmq_client_config_defaults (&config);
     config.endpoint = broker.endpoint;
@@ -139,28 +123,12 @@ s_heard (notices_t *notices, cmq_worker_notice_t level, const char *part)
     return NULL;
 }
 
-//  Runs the worker until the broker has a message from it.
-static zmsg_t *
-s_broker_recv (broker_t *broker, cmq_worker_t *worker)
-{
-    int64_t deadline = zclock_mono () + DEADLINE_MS;
-    while (zclock_mono () < deadline) {
-        if (zsock_events (broker->router) & ZMQ_POLLIN)
-            return zmsg_recv (broker->router);
-        cmq_worker_ticket_t ticket;
-        zmsg_t *body = cmq_worker_recv (worker, 10, &ticket);
-        assert_null (body);
-    }
-    fail_msg ("the worker sent nothing within %d ms", DEADLINE_MS);
-    return NULL;
-}
-
 static void
 worker_takes_zero_and_negative_as_defaults (void **state)
 {
     (void) state;
-    broker_t broker;
-    broker_open (&broker);
+    fake_broker_t broker;
+    fake_broker_open (&broker);
     cmq_worker_config_t config;
     memset (&config, 0, sizeof (config));
     config.endpoint = broker.endpoint;
@@ -174,7 +142,7 @@ worker_takes_zero_and_negative_as_defaults (void **state)
     cmq_worker_t *worker = cmq_worker_new (&config, error, sizeof (error));
     assert_non_null (worker);
     //  READY with the default credit 1: no credit frame.
-    zmsg_t *ready = s_broker_recv (&broker, worker);
+    zmsg_t *ready = fake_broker_recv (&broker, worker);
     assert_int_equal (zmsg_size (ready), 5);  //  id "" MDPW01 READY echo
     zframe_t *service = zmsg_last (ready);
     assert_true (zframe_streq (service, "echo"));
@@ -187,8 +155,8 @@ static void
 worker_tells_its_notices_and_keeps_reply_errors (void **state)
 {
     (void) state;
-    broker_t broker;
-    broker_open (&broker);
+    fake_broker_t broker;
+    fake_broker_open (&broker);
     notices_t notices;
     memset (&notices, 0, sizeof (notices));
     cmq_worker_config_t config;
@@ -199,7 +167,7 @@ worker_tells_its_notices_and_keeps_reply_errors (void **state)
     config.notify_arg = &notices;
     cmq_worker_t *worker = cmq_worker_new (&config, NULL, 0);
     assert_non_null (worker);
-    zmsg_t *ready = s_broker_recv (&broker, worker);
+    zmsg_t *ready = fake_broker_recv (&broker, worker);
     zframe_t *identity = zmsg_pop (ready);
     zmsg_destroy (&ready);
     assert_non_null (s_heard (&notices, CMQ_WORKER_NOTICE_DEBUG, "READY sent"));
