@@ -207,7 +207,7 @@ s_brokers (zlist_t *connects)
     zlist_t *brokers =
       cmq_worker_endpoints_new (&config, error, sizeof (error));
     if (!brokers)
-        fprintf (stderr, "%s: --connect: %s\n", S_PROGRAM, error);
+        fprintf (stderr, "%s: connect: %s\n", S_PROGRAM, error);
     free (values);
     return brokers;
 }
@@ -293,8 +293,8 @@ main (int argc, char **argv)
     settings.processes = 1;
     cmq_option_t table[] = {
         { "connect", CMQ_OPT_ENDPOINT_LIST, "ENDPOINT",
-          "a broker to serve; repeat it or give a comma list to serve "
-          "several (default " CMQ_DEFAULT_ENDPOINT ")",
+          "a broker to serve, or a comma list of brokers "
+          "(default " CMQ_DEFAULT_ENDPOINT ")",
           0, 0, &settings.connects },
         { "redis", CMQ_OPT_STRING, "URL",
           "redis://[[USER]:PASS@]HOST:PORT/DB or unix:///PATH[?db=N] "
