@@ -291,3 +291,13 @@ def test_stats_watch_shows_each_broker(pair):
         proc.send_signal(signal.SIGINT)
         code = proc.wait(STOP_S)
     assert code == 0
+
+
+def test_bench_spreads_its_clients_over_the_brokers(pair):
+    before = [cart_requests(b.endpoint) for b in (pair.a, pair.b)]
+    result = cli("--connect", pair.both, "bench", "--clients", 2, "--requests", 40,
+                 "--mix", "get=1", "--json")
+    assert result.returncode == 0, result
+    after = [cart_requests(b.endpoint) for b in (pair.a, pair.b)]
+    #  Client 0 on A, client 1 on B: both carry load.
+    assert after[0] > before[0] and after[1] > before[1], (before, after)
