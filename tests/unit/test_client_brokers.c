@@ -16,25 +16,38 @@
 #include "cartmq/client.h"
 #include "cartmq/mdp.h"
 
+//  A broker stand-in: where it listens, and its socket.
 typedef struct {
-    zsock_t *router;
     char endpoint[64];
-} broker_t;
+    zsock_t *router;
+} stand_in_t;
 
+//  A ROUTER bound to an ephemeral port: a broker that reads nothing
+//  unless the test does.
 static void
-broker_open (broker_t *broker)
+stand_in_open (stand_in_t *broker)
 {
-    broker->router = zsock_new (ZMQ_ROUTER);
+    broker->router = zsock_new_router ("@tcp://127.0.0.1:*");
     assert_non_null (broker->router);
-    int port = zsock_bind (broker->router, "tcp://127.0.0.1:*");
-    assert_true (port > 0);
-    snprintf (broker->endpoint, sizeof (broker->endpoint), "tcp://127.0.0.1:%d",
-              port);
+    const char *bound = zsock_endpoint (broker->router);
+    assert_non_null (bound);
+    snprintf (broker->endpoint, sizeof (broker->endpoint), "%s", bound);
+}
+
+//  Async: count one-frame requests to the echo service.
+static void
+send_many (cmq_client_t *client, int count)
+{
+    for (int index = 0; index < count; index++) {
+        zmsg_t *body = zmsg_new ();
+        zmsg_addstr (body, "x");
+        assert_int_equal (cmq_client_send (client, "echo", &body), 0);
+    }
 }
 
 //  Requests waiting at broker within wait_ms; answers each when is_answer.
 static int
-broker_take (broker_t *broker, int wait_ms, bool is_answer)
+stand_in_take (stand_in_t *broker, int wait_ms, bool is_answer)
 {
     int count = 0;
     zsock_set_rcvtimeo (broker->router, wait_ms);
@@ -54,8 +67,8 @@ broker_take (broker_t *broker, int wait_ms, bool is_answer)
 static void
 s_echo_actor (zsock_t *pipe, void *args)
 {
-    broker_t *broker = (broker_t *) args;
-    broker_open (broker);
+    stand_in_t *broker = (stand_in_t *) args;
+    stand_in_open (broker);
     zsock_signal (pipe, 0);
     zpoller_t *poller = zpoller_new (pipe, broker->router, NULL);
     while (true) {
@@ -136,8 +149,8 @@ static void
 sync_call_moves_to_the_other_broker (void **state)
 {
     (void) state;
-    broker_t silent, echo;
-    broker_open (&silent);
+    stand_in_t silent, echo;
+    stand_in_open (&silent);
     zactor_t *actor = zactor_new (s_echo_actor, &echo);
     const char *list[] = { silent.endpoint, echo.endpoint };
     cmq_client_t *client = client_new (list, 2, 200, 2);
@@ -165,7 +178,7 @@ sync_call_moves_to_the_other_broker (void **state)
     assert_int_equal (counters.timeouts, 1);
     assert_int_equal (counters.replies, 2);
     //  The same bytes reached the silent one.
-    assert_int_equal (broker_take (&silent, 100, false), 1);
+    assert_int_equal (stand_in_take (&silent, 100, false), 1);
     cmq_client_destroy (&client);
     zactor_destroy (&actor);
     zsock_destroy (&silent.router);
@@ -175,9 +188,9 @@ static void
 no_reply_names_attempts_and_brokers (void **state)
 {
     (void) state;
-    broker_t first, second;
-    broker_open (&first);
-    broker_open (&second);
+    stand_in_t first, second;
+    stand_in_open (&first);
+    stand_in_open (&second);
     const char *list[] = { first.endpoint, second.endpoint };
     cmq_client_t *client = client_new (list, 2, 50, 2);
     void *reply = NULL;
@@ -203,18 +216,14 @@ static void
 async_spreads_and_avoids_a_silent_broker (void **state)
 {
     (void) state;
-    broker_t live, silent;
-    broker_open (&live);
-    broker_open (&silent);
+    stand_in_t live, silent;
+    stand_in_open (&live);
+    stand_in_open (&silent);
     const char *list[] = { live.endpoint, silent.endpoint };
     cmq_client_t *client = client_new (list, 2, 100, 0);
-    for (int index = 0; index < 4; index++) {
-        zmsg_t *body = zmsg_new ();
-        zmsg_addstr (body, "x");
-        assert_int_equal (cmq_client_send (client, "echo", &body), 0);
-    }
-    assert_int_equal (broker_take (&live, 1000, true), 2);
-    assert_int_equal (broker_take (&silent, 1000, false), 2);
+    send_many (client, 4);
+    assert_int_equal (stand_in_take (&live, 1000, true), 2);
+    assert_int_equal (stand_in_take (&silent, 1000, false), 2);
     for (int index = 0; index < 2; index++) {
         zmsg_t *reply = cmq_client_recv (client, 1000, NULL);
         assert_non_null (reply);
@@ -223,13 +232,9 @@ async_spreads_and_avoids_a_silent_broker (void **state)
     assert_null (cmq_client_recv (client, 0, NULL));
     //  Past the timeout with two requests unanswered: down.
     zclock_sleep (150);
-    for (int index = 0; index < 4; index++) {
-        zmsg_t *body = zmsg_new ();
-        zmsg_addstr (body, "y");
-        assert_int_equal (cmq_client_send (client, "echo", &body), 0);
-    }
-    assert_int_equal (broker_take (&live, 1000, false), 4);
-    assert_int_equal (broker_take (&silent, 100, false), 0);
+    send_many (client, 4);
+    assert_int_equal (stand_in_take (&live, 1000, false), 4);
+    assert_int_equal (stand_in_take (&silent, 100, false), 0);
     cmq_client_counters_t counters;
     cmq_client_counters (client, &counters);
     assert_int_equal (counters.sends, 8);
