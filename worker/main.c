@@ -178,29 +178,36 @@ s_log_notice (void *arg, cmq_worker_notice_t level, const char *text)
         cmq_log_debug ("%s", text);
 }
 
+//  The strings of list (NULL: none) as an array; the strings are borrowed,
+//  the caller frees the array.
+static const char **
+s_as_array (zlist_t *list, size_t *count)
+{
+    *count = list ? zlist_size (list) : 0;
+    const char **values =
+      (const char **) zmalloc ((*count + 1) * sizeof (char *));
+    size_t index = 0;
+    for (const char *value = list ? (const char *) zlist_first (list) : NULL;
+         value; value = (const char *) zlist_next (list))
+        values[index++] = value;
+    return values;
+}
+
 //  The brokers to serve, in order, checked as cmq_worker_new will check
 //  them (no endpoint twice), so a bad list stops even a supervisor before
 //  it starts anything. NULL after a one-line error.
 static zlist_t *
 s_brokers (zlist_t *connects)
 {
-    size_t count = connects ? zlist_size (connects) : 0;
-    const char **values =
-      (const char **) zmalloc ((count + 1) * sizeof (char *));
-    size_t index = 0;
-    for (const char *value = connects ? (const char *) zlist_first (connects)
-                                      : NULL;
-         value; value = (const char *) zlist_next (connects))
-        values[index++] = value;
     cmq_worker_config_t config;
     cmq_worker_config_defaults (&config);
+    const char **values = s_as_array (connects, &config.endpoint_count);
     config.endpoints = values;
-    config.endpoint_count = count;
     char error[CMQ_ERRSTR_SIZE] = "bad endpoint";
     zlist_t *brokers =
       cmq_worker_endpoints_new (&config, error, sizeof (error));
     if (!brokers)
-        fprintf (stderr, "%s: --connect: %s\n", S_PROGRAM, error);
+        fprintf (stderr, "%s: connect: %s\n", S_PROGRAM, error);
     free (values);
     return brokers;
 }
@@ -235,15 +242,8 @@ s_run_worker (const s_settings_t *settings, const redis_url_t *url,
     signal (SIGPIPE, SIG_IGN);
     cmq_worker_config_t config;
     cmq_worker_config_defaults (&config);
-    size_t broker_count = zlist_size (brokers);
-    const char **endpoints =
-      (const char **) zmalloc (broker_count * sizeof (char *));
-    size_t index = 0;
-    for (const char *endpoint = (const char *) zlist_first (brokers); endpoint;
-         endpoint = (const char *) zlist_next (brokers))
-        endpoints[index++] = endpoint;
+    const char **endpoints = s_as_array (brokers, &config.endpoint_count);
     config.endpoints = endpoints;
-    config.endpoint_count = broker_count;
     config.service = settings->service;
     config.heartbeat_ms = (int) settings->heartbeat_ms;
     config.liveness = (int) settings->liveness;
@@ -268,9 +268,9 @@ s_run_worker (const s_settings_t *settings, const redis_url_t *url,
         cart_store_connect (store);  //  a failure is logged; we retry later
     }
     char *connect = s_brokers_text (brokers);
-    cmq_log_info ("worker started service=%s connect=%s brokers=%zu "
-                  "redis=%s concurrency=%d echo=%s pid=%d",
-                  settings->service, connect, broker_count, where,
+    cmq_log_info ("worker started service=%s connect=%s redis=%s "
+                  "concurrency=%d echo=%s pid=%d",
+                  settings->service, connect, where,
                   (int) settings->concurrency, settings->is_echo ? "yes" : "no",
                   (int) getpid ());
     free (connect);
@@ -293,8 +293,8 @@ main (int argc, char **argv)
     settings.processes = 1;
     cmq_option_t table[] = {
         { "connect", CMQ_OPT_ENDPOINT_LIST, "ENDPOINT",
-          "a broker to serve; repeat it or give a comma list to serve "
-          "several (default " CMQ_DEFAULT_ENDPOINT ")",
+          "a broker to serve, or a comma list of brokers "
+          "(default " CMQ_DEFAULT_ENDPOINT ")",
           0, 0, &settings.connects },
         { "redis", CMQ_OPT_STRING, "URL",
           "redis://[[USER]:PASS@]HOST:PORT/DB or unix:///PATH[?db=N] "
