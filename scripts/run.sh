@@ -57,6 +57,11 @@ redis-server --port "$redis_port" --bind 127.0.0.1 --dir "$state/redis" \
     --appendonly yes --save '' --daemonize no \
     --logfile "$state/redis/redis.log" &
 pids+=($!)
+#  Workers would answer 503 until Redis listens: give it up to 5 s.
+for _ in $(seq 50); do
+    (exec 3<>"/dev/tcp/127.0.0.1/$redis_port") 2>/dev/null && break
+    sleep 0.1
+done
 
 #  Brokers share nothing: each is the config file's broker on its own port
 #  (a --bind flag replaces the file's list). Every worker connects to all.
