@@ -5,8 +5,9 @@ brokers, three cart workers each connected to both, and eight
 broker is killed, stopped, or cut off the network, and comes back.
 
 For every scenario:
-* every logical call ends 200 within its attempts (the client's --verbose
-  line counts them);
+* every logical call ends 200, and within two attempts: it loses at most
+  the one it had on the broker that went away (the client's --verbose line
+  counts them; four are allowed);
 * every reply is exactly what the acknowledged adds make: an add's new
   quantity, every get, and every cart read at the end (no add lost, none
   applied twice, although a retried add may reach a worker twice);
@@ -273,9 +274,11 @@ class BatchClient:
         for call, match in zip(self.calls, lines):
             call.attempts = int(match.group(1))
             call.brokers = [broker for broker in match.group(2).split(",") if broker]
-            if not 1 <= call.attempts <= ATTEMPTS:
-                self.problems.append("client %d: %r took %d attempts, at most %d allowed"
-                                     % (self.index, call, call.attempts, ATTEMPTS))
+            #  One broker goes away at a time: a call loses at most the
+            #  attempt it had on that broker, and the next one succeeds.
+            if not 1 <= call.attempts <= 2:
+                self.problems.append("client %d: %r took %d attempts, 2 at most expected"
+                                     % (self.index, call, call.attempts))
 
 
 class Stream:
@@ -406,6 +409,8 @@ def figures_of(name, stream, outages, extra):
         "broker_switches": switches,
         "worst_s": round(worst.latency, 3) if worst else None,
         "worst_call": repr(worst),
+        "retried_calls": ["+%.3fs %r" % (call.sent - stream.started, call) for call in calls
+                          if (call.attempts or 1) > 1],
         "p99_s": round(percentile(latencies, 0.99), 3),
         "median_s": round(percentile(latencies, 0.5), 3),
         "bound_s": WORST_S,
@@ -437,6 +442,7 @@ def report(tmp_path, figures):
              figures["bound_s"], outages,
              "".join("; %s=%s" % (key, value) for key, value in figures.items()
                      if key.startswith("reregister"))))
+    print("[%s] worst call: %s" % (figures["scenario"], figures["worst_call"]))
 
 
 def final_carts_problems(stream, endpoint):
@@ -521,6 +527,11 @@ def test_sigstop_one_broker_for_5s(mesh, tmp_path):
 def test_kill_both_brokers_one_after_the_other(mesh, tmp_path):
     def fault(mesh):
         outage_a, seconds_a = kill_and_restart(mesh, mesh.brokers[0], "broker A killed")
+        #  B dies only once every attempt that reached A before its workers
+        #  were back has been answered or timed out: a call whose first
+        #  attempt were still waiting there would lose its second one on
+        #  the dying B, two broker deaths in one call.
+        time.sleep(ATTEMPT_S + 0.5)
         outage_b, seconds_b = kill_and_restart(mesh, mesh.brokers[1], "broker B killed")
         return [outage_a, outage_b], {"reregister_a_s": round(seconds_a, 3),
                                       "reregister_b_s": round(seconds_b, 3)}
@@ -599,6 +610,9 @@ def netns_hosts(request):
         result = ip("netns", "add", netns, check=False)
         if result.returncode != 0:
             pytest.skip("ip netns add failed: %s" % result.stderr.strip())
+        result = ip("netns", "exec", netns, "true", check=False)
+        if result.returncode != 0:
+            pytest.skip("ip netns exec failed: %s" % result.stderr.strip())
         result = ip("link", "add", veth, "type", "veth", "peer", "name", peer,
                     "netns", netns, check=False)
         if result.returncode != 0:
