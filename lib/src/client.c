@@ -19,9 +19,6 @@
 
 #include "dealer.h"
 
-//  Attempts of the last sync call whose broker is remembered.
-#define S_LAST_MAX 32
-
 typedef struct {
     char *endpoint;   //  where this broker listens
     zsock_t *dealer;  //  NULL until (re)opened: closed after silence
@@ -40,9 +37,10 @@ struct _cmq_client_t {
     size_t item_count;      //  items in use
     bool is_items_stale;    //  a socket opened or closed since built
     cmq_client_counters_t counters;
-    size_t last_attempts;             //  of the last sync call
-    size_t last_brokers[S_LAST_MAX];  //  broker of each of its attempts
-    char errstr[CMQ_ERRSTR_SIZE];     //  why the last call failed
+    size_t last_attempts;  //  of the last sync call
+    size_t
+      last_brokers[CMQ_CLIENT_LAST_MAX];  //  broker of each of its attempts
+    char errstr[CMQ_ERRSTR_SIZE];         //  why the last call failed
 };
 
 typedef enum {
@@ -274,8 +272,8 @@ cmq_client_last_call (cmq_client_t *self, size_t *brokers, size_t max)
 {
     assert (self);
     assert (brokers || max == 0);
-    for (size_t index = 0;
-         index < max && index < self->last_attempts && index < S_LAST_MAX;
+    for (size_t index = 0; index < max && index < self->last_attempts &&
+                           index < CMQ_CLIENT_LAST_MAX;
          index++)
         brokers[index] = self->last_brokers[index];
     return self->last_attempts;
@@ -413,8 +411,8 @@ s_no_reply (cmq_client_t *self, const char *service, size_t attempts)
     char tried[CMQ_ERRSTR_SIZE] = "";
     bool is_named[CMQ_CLIENT_MAX_ENDPOINTS] = { false };
     size_t size = 0;
-    for (size_t attempt = 0; attempt < attempts && attempt < S_LAST_MAX;
-         attempt++) {
+    for (size_t attempt = 0;
+         attempt < attempts && attempt < CMQ_CLIENT_LAST_MAX; attempt++) {
         size_t index = self->last_brokers[attempt];
         if (is_named[index] || size >= sizeof (tried))
             continue;
@@ -486,7 +484,7 @@ cmq_client_call (cmq_client_t *self, const char *service, zmsg_t **body_p,
                 self->counters.switches++;
             index = next;
         }
-        if (attempt < S_LAST_MAX)
+        if (attempt < CMQ_CLIENT_LAST_MAX)
             self->last_brokers[attempt] = index;
         self->last_attempts = attempt + 1;
         self->counters.attempts++;
