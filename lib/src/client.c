@@ -19,6 +19,9 @@
 
 #include "dealer.h"
 
+//  What splits a list of endpoints.
+#define S_SEPARATORS ", \t\r\n\v\f"
+
 typedef struct {
     char *endpoint;   //  where this broker listens
     zsock_t *dealer;  //  NULL until (re)opened: closed after silence
@@ -102,28 +105,21 @@ s_close (cmq_client_t *self, size_t index)
     self->is_items_stale = true;
 }
 
-//  Adds the endpoints in text (one, or a comma-separated list; blanks
-//  around each are ignored) to the client. Returns -1 with the reason in
-//  error on an empty one, one given twice, or too many.
+//  Adds the endpoints in text (one, or a list split at commas and
+//  blanks, which no endpoint holds; as the worker reads its list) to the
+//  client. Returns -1 with the reason in error when text names none, one
+//  is given twice, or there are too many.
 static int
 s_add_endpoints (cmq_client_t *self, const char *text, char *error,
                  size_t error_size)
 {
-    const char *cursor = text;
-    while (true) {
-        const char *comma = strchr (cursor, ',');
-        size_t size = comma ? (size_t) (comma - cursor) : strlen (cursor);
-        while (size > 0 && (*cursor == ' ' || *cursor == '\t')) {
-            cursor++;
-            size--;
-        }
-        while (size > 0 &&
-               (cursor[size - 1] == ' ' || cursor[size - 1] == '\t'))
-            size--;
-        if (size == 0) {
-            cmq_error_set (error, error_size, "empty endpoint in '%s'", text);
-            return -1;
-        }
+    const char *cursor = text + strspn (text, S_SEPARATORS);
+    if (!*cursor) {
+        cmq_error_set (error, error_size, "empty endpoint list");
+        return -1;
+    }
+    while (*cursor) {
+        size_t size = strcspn (cursor, S_SEPARATORS);
         for (size_t index = 0; index < self->broker_count; index++) {
             const char *known = self->brokers[index].endpoint;
             if (strlen (known) == size && memcmp (known, cursor, size) == 0) {
@@ -138,10 +134,10 @@ s_add_endpoints (cmq_client_t *self, const char *text, char *error,
             return -1;
         }
         self->brokers[self->broker_count++].endpoint = strndup (cursor, size);
-        if (!comma)
-            return 0;
-        cursor = comma + 1;
+        cursor += size;
+        cursor += strspn (cursor, S_SEPARATORS);
     }
+    return 0;
 }
 
 //  The brokers of a config: its list, else its one endpoint (or list).

@@ -58,7 +58,8 @@ typedef struct _cmq_client_t cmq_client_t;
 
 typedef struct {
     const char *endpoint;      //  NULL: CMQ_DEFAULT_ENDPOINT; may be a
-                               //  comma-separated list of brokers
+                               //  list of brokers split at commas (and
+                               //  blanks)
     int timeout_ms;            //  per attempt; <= 0: default
     int retries;               //  resends after the first (0: none);
                                //  < 0: default
