@@ -213,10 +213,12 @@ commands_report_call (const commands_globals_t *globals, cmq_client_t *client,
 {
     if (!globals->is_verbose)
         return;
-    size_t brokers[64];
-    size_t attempts = cmq_client_last_call (client, brokers, 64);
+    size_t brokers[CMQ_CLIENT_LAST_MAX];
+    size_t attempts =
+      cmq_client_last_call (client, brokers, CMQ_CLIENT_LAST_MAX);
     fprintf (stderr, "cartmq: call attempts=%zu brokers=", attempts);
-    for (size_t index = 0; index < attempts && index < 64; index++) {
+    for (size_t index = 0; index < attempts && index < CMQ_CLIENT_LAST_MAX;
+         index++) {
         const char *endpoint = cmq_client_endpoint (client, brokers[index]);
         if (index)
             fputc (',', stderr);

@@ -19,8 +19,8 @@
 
 #include "dealer.h"
 
-//  Attempts of the last sync call whose broker is remembered.
-#define S_LAST_MAX 32
+//  What splits a list of endpoints.
+#define S_SEPARATORS ", \t\r\n\v\f"
 
 typedef struct {
     char *endpoint;   //  where this broker listens
@@ -40,9 +40,10 @@ struct _cmq_client_t {
     size_t item_count;      //  items in use
     bool is_items_stale;    //  a socket opened or closed since built
     cmq_client_counters_t counters;
-    size_t last_attempts;             //  of the last sync call
-    size_t last_brokers[S_LAST_MAX];  //  broker of each of its attempts
-    char errstr[CMQ_ERRSTR_SIZE];     //  why the last call failed
+    size_t last_attempts;  //  of the last sync call
+    size_t
+      last_brokers[CMQ_CLIENT_LAST_MAX];  //  broker of each of its attempts
+    char errstr[CMQ_ERRSTR_SIZE];         //  why the last call failed
 };
 
 typedef enum {
@@ -104,28 +105,21 @@ s_close (cmq_client_t *self, size_t index)
     self->is_items_stale = true;
 }
 
-//  Adds the endpoints in text (one, or a comma-separated list; blanks
-//  around each are ignored) to the client. Returns -1 with the reason in
-//  error on an empty one, one given twice, or too many.
+//  Adds the endpoints in text (one, or a list split at commas and
+//  blanks, which no endpoint holds; as the worker reads its list) to the
+//  client. Returns -1 with the reason in error when text names none, one
+//  is given twice, or there are too many.
 static int
 s_add_endpoints (cmq_client_t *self, const char *text, char *error,
                  size_t error_size)
 {
-    const char *cursor = text;
-    while (true) {
-        const char *comma = strchr (cursor, ',');
-        size_t size = comma ? (size_t) (comma - cursor) : strlen (cursor);
-        while (size > 0 && (*cursor == ' ' || *cursor == '\t')) {
-            cursor++;
-            size--;
-        }
-        while (size > 0 &&
-               (cursor[size - 1] == ' ' || cursor[size - 1] == '\t'))
-            size--;
-        if (size == 0) {
-            cmq_error_set (error, error_size, "empty endpoint in '%s'", text);
-            return -1;
-        }
+    const char *cursor = text + strspn (text, S_SEPARATORS);
+    if (!*cursor) {
+        cmq_error_set (error, error_size, "empty endpoint list");
+        return -1;
+    }
+    while (*cursor) {
+        size_t size = strcspn (cursor, S_SEPARATORS);
         for (size_t index = 0; index < self->broker_count; index++) {
             const char *known = self->brokers[index].endpoint;
             if (strlen (known) == size && memcmp (known, cursor, size) == 0) {
@@ -140,10 +134,10 @@ s_add_endpoints (cmq_client_t *self, const char *text, char *error,
             return -1;
         }
         self->brokers[self->broker_count++].endpoint = strndup (cursor, size);
-        if (!comma)
-            return 0;
-        cursor = comma + 1;
+        cursor += size;
+        cursor += strspn (cursor, S_SEPARATORS);
     }
+    return 0;
 }
 
 //  The brokers of a config: its list, else its one endpoint (or list).
@@ -274,8 +268,8 @@ cmq_client_last_call (cmq_client_t *self, size_t *brokers, size_t max)
 {
     assert (self);
     assert (brokers || max == 0);
-    for (size_t index = 0;
-         index < max && index < self->last_attempts && index < S_LAST_MAX;
+    for (size_t index = 0; index < max && index < self->last_attempts &&
+                           index < CMQ_CLIENT_LAST_MAX;
          index++)
         brokers[index] = self->last_brokers[index];
     return self->last_attempts;
@@ -413,8 +407,8 @@ s_no_reply (cmq_client_t *self, const char *service, size_t attempts)
     char tried[CMQ_ERRSTR_SIZE] = "";
     bool is_named[CMQ_CLIENT_MAX_ENDPOINTS] = { false };
     size_t size = 0;
-    for (size_t attempt = 0; attempt < attempts && attempt < S_LAST_MAX;
-         attempt++) {
+    for (size_t attempt = 0;
+         attempt < attempts && attempt < CMQ_CLIENT_LAST_MAX; attempt++) {
         size_t index = self->last_brokers[attempt];
         if (is_named[index] || size >= sizeof (tried))
             continue;
@@ -486,7 +480,7 @@ cmq_client_call (cmq_client_t *self, const char *service, zmsg_t **body_p,
                 self->counters.switches++;
             index = next;
         }
-        if (attempt < S_LAST_MAX)
+        if (attempt < CMQ_CLIENT_LAST_MAX)
             self->last_brokers[attempt] = index;
         self->last_attempts = attempt + 1;
         self->counters.attempts++;

@@ -51,12 +51,15 @@
 #define CMQ_CLIENT_MAX_ENDPOINTS  64
 #define CMQ_CLIENT_BACKOFF_MIN_MS 1000
 #define CMQ_CLIENT_BACKOFF_MAX_MS 30000
+//  Attempts of the last sync call whose broker is remembered.
+#define CMQ_CLIENT_LAST_MAX 32
 
 typedef struct _cmq_client_t cmq_client_t;
 
 typedef struct {
     const char *endpoint;      //  NULL: CMQ_DEFAULT_ENDPOINT; may be a
-                               //  comma-separated list of brokers
+                               //  list of brokers split at commas (and
+                               //  blanks)
     int timeout_ms;            //  per attempt; <= 0: default
     int retries;               //  resends after the first (0: none);
                                //  < 0: default
@@ -127,7 +130,8 @@ const char *cmq_client_endpoint (cmq_client_t *self, size_t index);
 void cmq_client_counters (cmq_client_t *self, cmq_client_counters_t *counters);
 
 //  The last sync call's attempts; the broker index of each of the first
-//  max goes into brokers[] (in attempt order; NULL when max is 0).
+//  max (at most CMQ_CLIENT_LAST_MAX) goes into brokers[], in attempt order
+//  (brokers may be NULL when max is 0).
 size_t cmq_client_last_call (cmq_client_t *self, size_t *brokers, size_t max);
 
 //  Why the last call on this client failed ("no error" if none did). Valid
