@@ -52,8 +52,9 @@ ATTEMPTS = RETRIES + 1
 #  The one place the margins widen for slower builds (SCALE is 3 under
 #  CARTMQ_SANITIZE=1). 1.5 s covers what adds to the one timed-out attempt:
 #  the second attempt's round trip (milliseconds), this 2-core machine
-#  shared with other jobs, and Python's threads waking up; it stays well
-#  under a second timed-out attempt, so a call that waited twice fails.
+#  shared with other jobs, and Python's threads waking up. A call that
+#  waited out two attempts fits in it, but fails the attempt count (two at
+#  most, see BatchClient._read_verbose).
 MARGIN_S = 1.5 * SCALE
 WORST_S = ATTEMPT_S + MARGIN_S
 #  A call with no reply at all after this long is a hung client.
