@@ -19,7 +19,7 @@
 #include "cartmq/log.h"
 #include "cartmq/options.h"
 #include "cartmq/worker.h"
-#include "cartmq/worker_endpoints.h"
+#include "cartmq/endpoint_list.h"
 #include "supervisor.h"
 
 #define S_PROGRAM        "cartmq-worker"
@@ -199,13 +199,11 @@ s_as_array (zlist_t *list, size_t *count)
 static zlist_t *
 s_brokers (zlist_t *connects)
 {
-    cmq_worker_config_t config;
-    cmq_worker_config_defaults (&config);
-    const char **values = s_as_array (connects, &config.endpoint_count);
-    config.endpoints = values;
+    size_t count = 0;
+    const char **values = s_as_array (connects, &count);
     char error[CMQ_ERRSTR_SIZE] = "bad endpoint";
     zlist_t *brokers =
-      cmq_worker_endpoints_new (&config, error, sizeof (error));
+      cmq_endpoint_list_new (NULL, values, count, error, sizeof (error));
     if (!brokers)
         fprintf (stderr, "%s: connect: %s\n", S_PROGRAM, error);
     free (values);

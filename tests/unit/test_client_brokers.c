@@ -133,16 +133,17 @@ an_endpoint_given_twice_is_refused (void **state)
     cmq_client_config_defaults (&config);
     config.endpoint = "tcp://127.0.0.1:9,tcp://127.0.0.1:9";
     assert_null (cmq_client_new (&config, error, sizeof (error)));
-    assert_string_equal (error, "endpoint given twice: tcp://127.0.0.1:9");
-    const char *list[] = { "tcp://127.0.0.1:9", "", "tcp://127.0.0.1:9" };
+    assert_string_equal (
+      error, "duplicate endpoint tcp://127.0.0.1:9: one connection per broker");
+    const char *list[] = { "", " , ", "tcp://127.0.0.1:9",
+                           "tcp://127.0.0.1:10,tcp://127.0.0.1:9" };
     config.endpoints = list;
     config.endpoint_count = 2;
     assert_null (cmq_client_new (&config, error, sizeof (error)));
     assert_string_equal (error, "empty endpoint list");
-    list[1] = "tcp://127.0.0.1:10";
-    config.endpoint_count = 3;
+    config.endpoint_count = 4;
     assert_null (cmq_client_new (&config, error, sizeof (error)));
-    assert_non_null (strstr (error, "given twice"));
+    assert_non_null (strstr (error, "duplicate endpoint tcp://127.0.0.1:9"));
 }
 
 static void
