@@ -456,6 +456,7 @@ cmq_client_call (cmq_client_t *self, const char *service, zmsg_t **body_p,
     zmsg_destroy (&request);
     return rc;
 }
+
 int
 cmq_client_call_bytes (cmq_client_t *self, const char *service,
                        const void *request, size_t request_size, void **reply_p,
@@ -472,8 +473,10 @@ cmq_client_call_bytes (cmq_client_t *self, const char *service,
     zmsg_t *reply = NULL;
     if (cmq_client_call (self, service, &body, &reply) != 0)
         return -1;
+    //  A reply always has a body frame (cmq_mdp_parse checks); the guard
+    //  keeps that rule from being this function's to remember.
     zframe_t *frame = zmsg_first (reply);
-    size_t size = zframe_size (frame);
+    size_t size = frame ? zframe_size (frame) : 0;
     //  One spare byte, so an empty body is still a real allocation.
     void *copy = malloc (size + 1);
     if (!copy) {
@@ -481,7 +484,8 @@ cmq_client_call_bytes (cmq_client_t *self, const char *service,
         s_set_error (self, "out of memory for a %zu byte reply", size);
         return -1;
     }
-    memcpy (copy, zframe_data (frame), size);
+    if (size)
+        memcpy (copy, zframe_data (frame), size);
     ((char *) copy)[size] = 0;
     zmsg_destroy (&reply);
     *reply_p = copy;
