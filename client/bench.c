@@ -33,9 +33,11 @@
     "[--service S] [--clients N] [--window W] [--duration S | --requests N]\n" \
     "       [--warmup S] [--users U] [--mix add=60,get=30,remove=10]\n"        \
     "       [--size BYTES] [--timeout-ms N] [--request-ids] [--json]\n"        \
-    "       [--connect ENDPOINT] [--curve-server PUBLIC_CERTFILE "             \
-    "--curve-cert CERTFILE]\n"                                                 \
+    "       [--connect ENDPOINT[,ENDPOINT...]]... "                            \
+    "[--curve-server PUBLIC_CERTFILE --curve-cert CERTFILE]\n"                 \
     "\n"                                                                       \
+    "With several endpoints, client i connects to endpoint i mod n only:\n"    \
+    "each client is a one-broker client, so the hot path is the same.\n"       \
     "Keeps W requests in flight on each of N clients and reports requests/s\n" \
     "and latency. The cart service gets msgpack requests in the --mix "        \
     "given;\n"                                                                 \
@@ -73,6 +75,22 @@ s_drain (bench_t *self, bench_peer_t *peer)
     bench_fill (self, peer, bench_now_ns ());
 }
 
+//  The config of peer index: bench's, with endpoint index mod n, so the
+//  peers spread evenly over the brokers given.
+static void
+s_peer_config (bench_t *self, int64_t index, cmq_client_config_t *config)
+{
+    *config = self->config;
+    zlist_t *endpoints = self->settings->connect;
+    size_t count = endpoints ? zlist_size (endpoints) : 0;
+    if (count == 0)
+        return;
+    const char *endpoint = (const char *) zlist_first (endpoints);
+    for (size_t step = 0; step < (size_t) index % count; step++)
+        endpoint = (const char *) zlist_next (endpoints);
+    config->endpoint = endpoint;
+}
+
 //  Gives a peer a fresh socket once it has given up on a request. A reply
 //  names no request exactly (an add's names only its slot, which the next
 //  request reuses), so a reply still on its way to the old socket could
@@ -82,7 +100,9 @@ static void
 s_renew_peer (bench_t *self, int64_t client)
 {
     bench_peer_t *peer = &self->peers[client];
-    cmq_client_t *fresh = cmq_client_new (&self->config, NULL, 0);
+    cmq_client_config_t config;
+    s_peer_config (self, client, &config);
+    cmq_client_t *fresh = cmq_client_new (&config, NULL, 0);
     if (!fresh)
         return;  //  keep the old socket: matching stays as good as it was
     cmq_client_destroy (&peer->client);
@@ -137,8 +157,6 @@ s_connect (bench_t *self)
     const bench_settings_t *settings = self->settings;
     cmq_client_config_t *config = &self->config;
     cmq_client_config_defaults (config);
-    if (settings->connect)
-        config->endpoint = settings->connect;
     config->timeout_ms = (int) settings->timeout_ms;
     config->curve_server = settings->curve_server;
     config->curve_cert = settings->curve_cert;
@@ -146,7 +164,9 @@ s_connect (bench_t *self)
     for (int64_t index = 0; index < settings->clients; index++) {
         bench_peer_t *peer = &self->peers[index];
         char error[CMQ_ERRSTR_SIZE];
-        peer->client = cmq_client_new (config, error, sizeof (error));
+        cmq_client_config_t peer_config;
+        s_peer_config (self, index, &peer_config);
+        peer->client = cmq_client_new (&peer_config, error, sizeof (error));
         if (!peer->client) {
             fprintf (stderr, "%s: %s\n", S_PROGRAM, error);
             return -1;
@@ -353,9 +373,10 @@ s_options (bench_settings_t *settings, cmq_option_t *table)
           &settings->use_request_ids },
         { "json", CMQ_OPT_FLAG, NULL, "print the results as one JSON line", 0,
           0, &settings->is_json },
-        { "connect", CMQ_OPT_STRING, "ENDPOINT",
-          "broker endpoint (default " CMQ_DEFAULT_ENDPOINT ")", 0, 0,
-          &settings->connect },
+        { "connect", CMQ_OPT_ENDPOINT_LIST, "ENDPOINT",
+          "broker endpoint, or a comma list: client i uses the (i mod n)-th "
+          "(default " CMQ_DEFAULT_ENDPOINT ")",
+          0, 0, &settings->connect },
         { "curve-server", CMQ_OPT_STRING, "PUBLIC_CERTFILE",
           "the broker's public certificate (CURVE)", 0, 0,
           &settings->curve_server },
@@ -372,23 +393,23 @@ int
 bench_main (const bench_globals_t *globals, int argc, char **argv)
 {
     assert (globals);
-    bench_settings_t settings = { NULL,
-                                  1,
-                                  1,
-                                  S_DEFAULT_DURATION_S,
-                                  0,
-                                  0,
-                                  S_DEFAULT_USERS,
-                                  NULL,
-                                  S_DEFAULT_SIZE,
-                                  globals->timeout_ms > 0
-                                    ? globals->timeout_ms
-                                    : CMQ_DEFAULT_TIMEOUT_MS,
-                                  false,
-                                  false,
-                                  s_strdup_or_null (globals->endpoint),
-                                  s_strdup_or_null (globals->curve_server),
-                                  s_strdup_or_null (globals->curve_cert) };
+    bench_settings_t settings = {
+        NULL,
+        1,
+        1,
+        S_DEFAULT_DURATION_S,
+        0,
+        0,
+        S_DEFAULT_USERS,
+        NULL,
+        S_DEFAULT_SIZE,
+        globals->timeout_ms > 0 ? globals->timeout_ms : CMQ_DEFAULT_TIMEOUT_MS,
+        false,
+        false,
+        globals->endpoints ? zlist_dup (globals->endpoints) : NULL,
+        s_strdup_or_null (globals->curve_server),
+        s_strdup_or_null (globals->curve_cert)
+    };
     cmq_option_t table[S_OPTION_SLOTS];
     s_options (&settings, table);
     bench_mix_t mix;

@@ -23,13 +23,15 @@
 
 #include "cartmq/cart_codec.h"
 
+#include <czmq.h>
+
 #include <stddef.h>
 #include <stdint.h>
 
 //  Settings given before the command (`cartmq --connect E bench ...`);
 //  bench's own flags of the same names override them.
 typedef struct {
-    const char *endpoint;      //  NULL: the default endpoint
+    zlist_t *endpoints;        //  NULL or empty: the default endpoint
     const char *curve_server;  //  broker's public cert file, or NULL
     const char *curve_cert;    //  our secret cert file, or NULL
     int64_t timeout_ms;        //  a request silent this long is a timeout

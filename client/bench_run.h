@@ -36,7 +36,7 @@ typedef struct {
     int64_t timeout_ms;
     bool use_request_ids;
     bool is_json;
-    char *connect;
+    zlist_t *connect;  //  endpoints; peer i uses the (i mod n)-th
     char *curve_server;
     char *curve_cert;
 } bench_settings_t;
@@ -74,7 +74,8 @@ typedef struct {
 
 typedef struct {
     const bench_settings_t *settings;
-    cmq_client_config_t config;  //  how each peer's client connects
+    cmq_client_config_t config;  //  how each peer's client connects,
+                                 //  but for the endpoint (s_peer_config)
     bool is_cart;                //  msgpack cart requests, else opaque
     bench_mix_t mix;             //  cart only
     bench_peer_t *peers;         //  one per client

@@ -5,6 +5,8 @@
 #include "json_pack.h"
 #include "json_print.h"
 
+#include "cartmq/mdp.h"
+
 #include <msgpack.h>
 #include <string.h>
 
@@ -36,9 +38,10 @@ call_command_print_reply (FILE *out, zmsg_t *reply)
     bool is_one = zmsg_size (reply) == 1;
     if (!is_one)
         fputc ('[', out);
-    for (zframe_t *frame = zmsg_first (reply); frame;
-         frame = zmsg_next (reply)) {
-        if (frame != zmsg_first (reply))
+    //  zmsg_first resets the cursor: compare with the first frame once.
+    zframe_t *first = zmsg_first (reply);
+    for (zframe_t *frame = first; frame; frame = zmsg_next (reply)) {
+        if (frame != first)
             fputc (',', out);
         s_print_frame (out, frame);
     }

@@ -36,8 +36,10 @@ s_get_int (const msgpack_object *object, int64_t *value_p)
     return false;
 }
 
-int
-cart_commands_print_reply (const void *data, size_t size, FILE *out, FILE *err)
+//  cart_commands_print_reply, telling too whether the JSON line went out.
+static int
+s_print_reply (const void *data, size_t size, FILE *out, FILE *err,
+               bool *is_printed_p)
 {
     msgpack_unpacked unpacked;
     msgpack_unpacked_init (&unpacked);
@@ -59,6 +61,7 @@ cart_commands_print_reply (const void *data, size_t size, FILE *out, FILE *err)
     fprintf (out, "%s\n", json);
     fflush (out);
     free (json);
+    *is_printed_p = true;
 
     int64_t status;
     const msgpack_object *error = cmq_msgpack_map_get (reply, "error");
@@ -78,6 +81,13 @@ cart_commands_print_reply (const void *data, size_t size, FILE *out, FILE *err)
     return rc;
 }
 
+int
+cart_commands_print_reply (const void *data, size_t size, FILE *out, FILE *err)
+{
+    bool is_printed = false;
+    return s_print_reply (data, size, out, err, &is_printed);
+}
+
 //  A request of method for user, borrowing the command-line strings.
 static void
 s_request_init (cmq_cart_request_t *request, cmq_cart_method_t method,
@@ -94,9 +104,11 @@ s_request_init (cmq_cart_request_t *request, cmq_cart_method_t method,
 
 //  Contract §4: a mutation always carries a request_id. One made here is
 //  encoded once, and the client resends those very bytes on every
-//  attempt: however many attempts reach workers, it applies once.
+//  attempt, on any broker: however many attempts reach workers, it
+//  applies once. Runs on client, or on one of its own when it is NULL.
 static int
-s_cart_call (const commands_globals_t *globals, cmq_cart_request_t *request)
+s_cart_call (const commands_globals_t *globals, cmq_client_t *client,
+             cmq_cart_request_t *request, bool *is_printed_p)
 {
     char request_id[CMQ_CART_REQUEST_ID_HEX_BYTES + 1];
     if (cmq_cart_request_give_id (request, request_id, sizeof (request_id))) {
@@ -104,14 +116,21 @@ s_cart_call (const commands_globals_t *globals, cmq_cart_request_t *request)
                  strerror (errno));
         return COMMANDS_EXIT_NO_REPLY;
     }
-    cmq_client_t *client = commands_client_new (globals);
-    if (!client)
-        return COMMANDS_EXIT_USAGE;
+    cmq_client_t *own = NULL;
+    if (!client) {
+        own = commands_client_new (globals);
+        if (!own)
+            return COMMANDS_EXIT_USAGE;
+        client = own;
+    }
     void *reply = NULL;
     size_t reply_size = 0;
+    int64_t started_ms = zclock_mono ();
     int rc = cmq_cart_call_body (client, request, &reply, &reply_size);
+    if (rc != -2)
+        commands_report_call (globals, client, started_ms);
     if (rc == 0)
-        rc = cart_commands_print_reply (reply, reply_size, stdout, stderr);
+        rc = s_print_reply (reply, reply_size, stdout, stderr, is_printed_p);
     else if (rc == -2) {
         fprintf (stderr, "cartmq: out of memory encoding the request\n");
         rc = COMMANDS_EXIT_NO_REPLY;
@@ -119,7 +138,7 @@ s_cart_call (const commands_globals_t *globals, cmq_cart_request_t *request)
         rc = commands_no_reply (
           client, request->has_request_id ? request->request_id.data : NULL);
     free (reply);
-    cmq_client_destroy (&client);
+    cmq_client_destroy (&own);
     return rc;
 }
 
@@ -220,8 +239,8 @@ s_require_all (const s_command_t *command, const s_values_t *values)
 
 //  Parses one cart command line, then builds its request and calls.
 static int
-s_run (commands_globals_t *globals, const s_command_t *command, int argc,
-       char **argv)
+s_run (commands_globals_t *globals, cmq_client_t *client,
+       const s_command_t *command, int argc, char **argv, bool *is_printed_p)
 {
     s_values_t values = { NULL, S_UNSET, S_UNSET, NULL };
     cmq_option_t table[5];
@@ -241,38 +260,34 @@ s_run (commands_globals_t *globals, const s_command_t *command, int argc,
         request.item.name = cmq_cart_str (values.name);
         request.item.quantity = values.quantity;
         request.item.price = values.price;
-        rc = s_cart_call (globals, &request);
+        rc = s_cart_call (globals, client, &request, is_printed_p);
     }
     cmq_options_free (table);
     return rc;
 }
 
+static const s_command_t *const s_commands[] = { &s_get, &s_add, &s_remove,
+                                                 &s_update, &s_clear };
+
 int
-cart_commands_get (commands_globals_t *globals, int argc, char **argv)
+cart_commands_run (commands_globals_t *globals, cmq_client_t *client, int argc,
+                   char **argv, bool *is_printed_p)
 {
-    return s_run (globals, &s_get, argc, argv);
+    assert (argc > 0);
+    bool is_printed = false;
+    int rc = -1;
+    for (size_t index = 0; index < sizeof (s_commands) / sizeof (s_commands[0]);
+         index++)
+        if (streq (argv[0], s_commands[index]->name))
+            rc = s_run (globals, client, s_commands[index], argc, argv,
+                        &is_printed);
+    if (is_printed_p)
+        *is_printed_p = is_printed;
+    return rc;
 }
 
 int
-cart_commands_add (commands_globals_t *globals, int argc, char **argv)
+cart_commands_main (commands_globals_t *globals, int argc, char **argv)
 {
-    return s_run (globals, &s_add, argc, argv);
-}
-
-int
-cart_commands_remove (commands_globals_t *globals, int argc, char **argv)
-{
-    return s_run (globals, &s_remove, argc, argv);
-}
-
-int
-cart_commands_update (commands_globals_t *globals, int argc, char **argv)
-{
-    return s_run (globals, &s_update, argc, argv);
-}
-
-int
-cart_commands_clear (commands_globals_t *globals, int argc, char **argv)
-{
-    return s_run (globals, &s_clear, argc, argv);
+    return cart_commands_run (globals, NULL, argc, argv, NULL);
 }

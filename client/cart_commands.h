@@ -8,15 +8,17 @@
 
 #include "commands.h"
 
-int cart_commands_get (commands_globals_t *globals, int argc, char **argv);
+//  Runs one cart command (argv[0] is get, add, remove, update or clear)
+//  on client, which stays the caller's, or on a client of its own made
+//  from the global flags when client is NULL. *is_printed_p (if given)
+//  says whether the reply went to stdout as a JSON line. Returns the exit
+//  code, or -1 when argv[0] is no cart command.
+int cart_commands_run (commands_globals_t *globals, cmq_client_t *client,
+                       int argc, char **argv, bool *is_printed_p);
 
-int cart_commands_add (commands_globals_t *globals, int argc, char **argv);
-
-int cart_commands_remove (commands_globals_t *globals, int argc, char **argv);
-
-int cart_commands_update (commands_globals_t *globals, int argc, char **argv);
-
-int cart_commands_clear (commands_globals_t *globals, int argc, char **argv);
+//  cart_commands_run on a client of its own: the program's entry for a
+//  cart command.
+int cart_commands_main (commands_globals_t *globals, int argc, char **argv);
 
 //  Prints a cart reply body as one JSON line on out; when its status is
 //  not 200, also "cartmq: STATUS: ERROR" on err, ERROR escaped as

@@ -17,6 +17,8 @@
 #include "cartmq/client.h"
 #include "cartmq/options.h"
 
+#include <czmq.h>
+
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -32,7 +34,9 @@
 
 //  The global flags, shared by every command.
 typedef struct {
-    char *endpoint;      //  --connect, or NULL: the default
+    zlist_t *endpoints;  //  --connect, repeated or comma lists (strings);
+                         //  NULL or empty: the default
+    bool is_verbose;     //  --verbose: one line per call on stderr
     int64_t timeout_ms;  //  --timeout-ms, per attempt
     int64_t retries;     //  --retries, resends after the first
     char *curve_server;  //  --curve-server PUBLIC_CERTFILE
@@ -51,12 +55,35 @@ int commands_parse (commands_globals_t *globals, const char *command,
                     const char *usage, const cmq_option_t *table, int argc,
                     char **argv, const char **positional, int wanted);
 
+//  The same for least..most positionals; *count_p says how many came.
+int commands_parse_some (commands_globals_t *globals, const char *command,
+                         const char *usage, const cmq_option_t *table, int argc,
+                         char **argv, const char **positional, int least,
+                         int most, int *count_p);
+
 //  COMMANDS_GO if is_given, else says "--flag is required": usage error.
 int commands_require (const char *command, const char *flag, bool is_given);
 
-//  Connects with the global flags. Returns NULL, the reason printed, when
-//  the endpoint or the certificates are unusable.
+//  Connects with the global flags, to every --connect endpoint (one
+//  client, contract §7). Returns NULL, the reason printed, when an
+//  endpoint (or one given twice) or the certificates are unusable.
 cmq_client_t *commands_client_new (const commands_globals_t *globals);
+
+//  The same for one broker only: the index-th endpoint of client.
+cmq_client_t *commands_client_one (const commands_globals_t *globals,
+                                   cmq_client_t *client, size_t index);
+
+//  With --verbose, after a sync call that began at started_ms
+//  (zclock_mono): "cartmq: call attempts=N brokers=EP1,EP2 ms=T" on
+//  stderr, one endpoint per attempt, escaped. Nothing otherwise.
+void commands_report_call (const commands_globals_t *globals,
+                           cmq_client_t *client, int64_t started_ms);
+
+//  Prints {"error":"TEXT"} and a newline on out, TEXT as a JSON string.
+void commands_print_json_error (FILE *out, const char *text);
+
+//  Prints data as a JSON string (quoted, escaped as json_print does).
+void commands_print_json_string (FILE *out, const char *data, size_t size);
 
 //  After a call that got no reply: the exit code, 0 if interrupted, else
 //  3 with the reason on stderr. A mutation's request_id, if given, is

@@ -1,12 +1,15 @@
 //  client.c - the Majordomo client library users link
 //
-//  One DEALER socket per client. A synchronous call that hears nothing
-//  within its timeout throws the socket away and resends on a fresh one:
-//  the broker sees a new routing id, so a late reply to an old attempt is
-//  routed to a socket that no longer exists and can never be taken for the
-//  answer to the new one.
+//  One DEALER socket per broker. A synchronous attempt that hears nothing
+//  within its timeout throws that broker's socket away: the broker sees a
+//  new routing id next time, so a late reply to an old attempt is routed
+//  to a socket that no longer exists and can never be taken for the
+//  answer to a new one. Which broker each call and attempt goes to is
+//  broker_pick's decision; with one broker every step of it is trivial,
+//  so the one-endpoint path costs what it did.
 
 #include "cartmq/client.h"
+#include "cartmq/broker_pick.h"
 #include "cartmq/mdp.h"
 
 #include <errno.h>
@@ -16,15 +19,30 @@
 
 #include "dealer.h"
 
+//  Attempts of the last sync call whose broker is remembered.
+#define S_LAST_MAX 32
+
+typedef struct {
+    char *endpoint;   //  where this broker listens
+    zsock_t *dealer;  //  NULL until (re)opened: closed after silence
+} s_broker_t;
+
 struct _cmq_client_t {
-    char *endpoint;      //  where the broker listens
-    int timeout_ms;      //  per attempt
-    int retries;         //  resends after the first attempt
-    char *curve_server;  //  broker's public cert file, or NULL
-    char *curve_cert;    //  our secret cert file, or NULL
-    zsock_t *dealer;     //  current socket; replaced on each retry
-    bool is_stale;       //  a sync call gave up: a late reply may come
-    char errstr[CMQ_ERRSTR_SIZE];  //  why the last call failed
+    s_broker_t *brokers;    //  in the order given
+    size_t broker_count;    //  at least one
+    cmq_pick_t *pick;       //  health and round-robin
+    int timeout_ms;         //  per attempt
+    int retries;            //  resends after the first attempt
+    char *curve_server;     //  broker's public cert file, or NULL
+    char *curve_cert;       //  our secret cert file, or NULL
+    zmq_pollitem_t *items;  //  the open sockets, for cmq_client_recv
+    size_t *item_broker;    //  which broker each item is
+    size_t item_count;      //  items in use
+    bool is_items_stale;    //  a socket opened or closed since built
+    cmq_client_counters_t counters;
+    size_t last_attempts;             //  of the last sync call
+    size_t last_brokers[S_LAST_MAX];  //  broker of each of its attempts
+    char errstr[CMQ_ERRSTR_SIZE];     //  why the last call failed
 };
 
 typedef enum {
@@ -63,17 +81,111 @@ cmq_client_config_defaults (cmq_client_config_t *config)
     config->retries = CMQ_DEFAULT_RETRIES;
 }
 
-//  Opens a new DEALER, the reason in error (self->errstr or the caller's
-//  buffer) when it cannot.
-static zsock_t *
-s_socket_new (cmq_client_t *self, char *error, size_t error_size)
+//  Opens broker's DEALER, the reason in error (self->errstr or the
+//  caller's buffer) when it cannot.
+static int
+s_open (cmq_client_t *self, s_broker_t *broker, char *error, size_t error_size)
 {
     cmq_dealer_config_t dealer = { 0 };
-    dealer.endpoint = self->endpoint;
+    dealer.endpoint = broker->endpoint;
     dealer.curve_server = self->curve_server;
     dealer.curve_cert = self->curve_cert;
     dealer.send_timeout_ms = self->timeout_ms;
-    return cmq_dealer_new (&dealer, error, error_size);
+    broker->dealer = cmq_dealer_new (&dealer, error, error_size);
+    self->is_items_stale = true;
+    return broker->dealer ? 0 : -1;
+}
+
+//  Closes a broker's socket, so that no late reply can reach us on it.
+static void
+s_close (cmq_client_t *self, size_t index)
+{
+    zsock_destroy (&self->brokers[index].dealer);
+    self->is_items_stale = true;
+}
+
+//  Adds the endpoints in text (one, or a comma-separated list; blanks
+//  around each are ignored) to the client. Returns -1 with the reason in
+//  error on an empty one, one given twice, or too many.
+static int
+s_add_endpoints (cmq_client_t *self, const char *text, char *error,
+                 size_t error_size)
+{
+    const char *cursor = text;
+    while (true) {
+        const char *comma = strchr (cursor, ',');
+        size_t size = comma ? (size_t) (comma - cursor) : strlen (cursor);
+        while (size > 0 && (*cursor == ' ' || *cursor == '\t')) {
+            cursor++;
+            size--;
+        }
+        while (size > 0 &&
+               (cursor[size - 1] == ' ' || cursor[size - 1] == '\t'))
+            size--;
+        if (size == 0) {
+            cmq_error_set (error, error_size, "empty endpoint in '%s'", text);
+            return -1;
+        }
+        for (size_t index = 0; index < self->broker_count; index++) {
+            const char *known = self->brokers[index].endpoint;
+            if (strlen (known) == size && memcmp (known, cursor, size) == 0) {
+                cmq_error_set (error, error_size, "endpoint given twice: %s",
+                               known);
+                return -1;
+            }
+        }
+        if (self->broker_count == CMQ_CLIENT_MAX_ENDPOINTS) {
+            cmq_error_set (error, error_size, "more than %d endpoints",
+                           CMQ_CLIENT_MAX_ENDPOINTS);
+            return -1;
+        }
+        self->brokers[self->broker_count++].endpoint = strndup (cursor, size);
+        if (!comma)
+            return 0;
+        cursor = comma + 1;
+    }
+}
+
+//  The brokers of a config: its list, else its one endpoint (or list).
+static int
+s_brokers_new (cmq_client_t *self, const cmq_client_config_t *config,
+               char *error, size_t error_size)
+{
+    self->brokers =
+      (s_broker_t *) zmalloc (CMQ_CLIENT_MAX_ENDPOINTS * sizeof (s_broker_t));
+    if (config->endpoint_count == 0)
+        return s_add_endpoints (
+          self, config->endpoint ? config->endpoint : CMQ_DEFAULT_ENDPOINT,
+          error, error_size);
+    assert (config->endpoints);
+    for (size_t index = 0; index < config->endpoint_count; index++) {
+        assert (config->endpoints[index]);
+        if (s_add_endpoints (self, config->endpoints[index], error, error_size))
+            return -1;
+    }
+    return 0;
+}
+
+//  Opens every broker's socket and sets up the round-robin and polling.
+static int
+s_connect_all (cmq_client_t *self, char *error, size_t error_size)
+{
+    for (size_t index = 0; index < self->broker_count; index++)
+        if (s_open (self, &self->brokers[index], error, error_size))
+            return -1;
+    int64_t backoff_min_ms = self->timeout_ms > CMQ_CLIENT_BACKOFF_MIN_MS
+                               ? self->timeout_ms
+                               : CMQ_CLIENT_BACKOFF_MIN_MS;
+    int64_t backoff_max_ms = backoff_min_ms > CMQ_CLIENT_BACKOFF_MAX_MS
+                               ? backoff_min_ms
+                               : CMQ_CLIENT_BACKOFF_MAX_MS;
+    self->pick =
+      cmq_pick_new (self->broker_count, backoff_min_ms, backoff_max_ms);
+    self->items =
+      (zmq_pollitem_t *) zmalloc (self->broker_count * sizeof (zmq_pollitem_t));
+    self->item_broker =
+      (size_t *) zmalloc (self->broker_count * sizeof (size_t));
+    return 0;
 }
 
 cmq_client_t *
@@ -92,8 +204,6 @@ cmq_client_new (const cmq_client_config_t *config, char *error,
         return NULL;
     }
     cmq_client_t *self = (cmq_client_t *) zmalloc (sizeof (cmq_client_t));
-    self->endpoint =
-      strdup (config->endpoint ? config->endpoint : CMQ_DEFAULT_ENDPOINT);
     self->timeout_ms =
       config->timeout_ms > 0 ? config->timeout_ms : CMQ_DEFAULT_TIMEOUT_MS;
     self->retries =
@@ -102,8 +212,8 @@ cmq_client_new (const cmq_client_config_t *config, char *error,
         self->curve_server = strdup (config->curve_server);
         self->curve_cert = strdup (config->curve_cert);
     }
-    self->dealer = s_socket_new (self, error, error_size);
-    if (!self->dealer)
+    if (s_brokers_new (self, config, error, error_size) ||
+        s_connect_all (self, error, error_size))
         cmq_client_destroy (&self);
     return self;
 }
@@ -115,21 +225,60 @@ cmq_client_destroy (cmq_client_t **self_p)
     cmq_client_t *self = *self_p;
     if (!self)
         return;
-    zsock_destroy (&self->dealer);
-    free (self->endpoint);
+    for (size_t index = 0; index < self->broker_count; index++) {
+        zsock_destroy (&self->brokers[index].dealer);
+        free (self->brokers[index].endpoint);
+    }
+    free (self->brokers);
+    cmq_pick_destroy (&self->pick);
+    free (self->items);
+    free (self->item_broker);
     free (self->curve_server);
     free (self->curve_cert);
     free (self);
     *self_p = NULL;
 }
 
-//  The socket changes when a sync call retries or gives up; callers that
-//  poll it use the async calls only, which keep it.
 zsock_t *
 cmq_client_socket (cmq_client_t *self)
 {
     assert (self);
-    return self->dealer;
+    return self->broker_count == 1 ? self->brokers[0].dealer : NULL;
+}
+
+size_t
+cmq_client_endpoint_count (cmq_client_t *self)
+{
+    assert (self);
+    return self->broker_count;
+}
+
+const char *
+cmq_client_endpoint (cmq_client_t *self, size_t index)
+{
+    assert (self);
+    assert (index < self->broker_count);
+    return self->brokers[index].endpoint;
+}
+
+void
+cmq_client_counters (cmq_client_t *self, cmq_client_counters_t *counters)
+{
+    assert (self);
+    assert (counters);
+    *counters = self->counters;
+}
+
+size_t
+cmq_client_last_call (cmq_client_t *self, size_t *brokers, size_t max)
+{
+    assert (self);
+    assert (brokers || max == 0);
+    for (size_t index = 0;
+         index < max && index < self->last_attempts && index < S_LAST_MAX;
+         index++)
+        brokers[index] = self->last_brokers[index];
+    return self->last_attempts;
 }
 
 static bool
@@ -167,12 +316,13 @@ s_take_body (zmsg_t **msg_p, const char *expected_service, char **service_p)
 }
 
 //  Waits until deadline_ms (zclock_mono; -1: forever) for one valid reply
-//  and drops anything else that arrives meanwhile.
+//  on any of items and drops anything else that arrives meanwhile.
+//  *item_p gets the index of the item the reply came on.
 static s_wait_t
-s_wait (cmq_client_t *self, int64_t deadline_ms, const char *expected_service,
-        zmsg_t **body_p, char **service_p)
+s_wait (cmq_client_t *self, zmq_pollitem_t *items, size_t item_count,
+        int64_t deadline_ms, const char *expected_service, zmsg_t **body_p,
+        char **service_p, size_t *item_p)
 {
-    zmq_pollitem_t item = { zsock_resolve (self->dealer), 0, ZMQ_POLLIN, 0 };
     while (true) {
         if (zsys_interrupted)
             return S_WAIT_INTERRUPTED;
@@ -181,7 +331,7 @@ s_wait (cmq_client_t *self, int64_t deadline_ms, const char *expected_service,
             int64_t remaining_ms = deadline_ms - zclock_mono ();
             wait_ms = remaining_ms > 0 ? (long) remaining_ms : 0;
         }
-        int rc = zmq_poll (&item, 1, wait_ms);
+        int rc = zmq_poll (items, (int) item_count, wait_ms);
         if (rc < 0) {
             if (errno == EINTR || errno == ETERM)
                 return S_WAIT_INTERRUPTED;
@@ -193,42 +343,37 @@ s_wait (cmq_client_t *self, int64_t deadline_ms, const char *expected_service,
                 return S_WAIT_TIMEOUT;
             continue;
         }
-        zmsg_t *msg = zmsg_recv (self->dealer);
-        if (!msg)
-            return S_WAIT_INTERRUPTED;
-        zmsg_t *body = s_take_body (&msg, expected_service, service_p);
-        if (body) {
-            *body_p = body;
-            return S_WAIT_REPLY;
+        for (size_t index = 0; index < item_count; index++) {
+            if (!(items[index].revents & ZMQ_POLLIN))
+                continue;
+            zmsg_t *msg = zmsg_recv (items[index].socket);
+            if (!msg)
+                return S_WAIT_INTERRUPTED;
+            zmsg_t *body = s_take_body (&msg, expected_service, service_p);
+            if (body) {
+                *body_p = body;
+                *item_p = index;
+                return S_WAIT_REPLY;
+            }
         }
     }
 }
 
-//  Replaces the socket, so the broker sees a new peer for the next attempt.
+//  Opens a broker's socket if an earlier silence closed it.
 static int
-s_reconnect (cmq_client_t *self)
+s_ensure_socket (cmq_client_t *self, size_t index)
 {
-    zsock_destroy (&self->dealer);
-    self->dealer = s_socket_new (self, self->errstr, sizeof (self->errstr));
-    return self->dealer ? 0 : -1;
-}
-
-//  A call that gave up leaves a socket a late reply may still reach; the
-//  next call must not take that reply for its own, so it starts afresh.
-static int
-s_ensure_socket (cmq_client_t *self)
-{
-    if (self->dealer && !self->is_stale)
+    s_broker_t *broker = &self->brokers[index];
+    if (broker->dealer)
         return 0;
-    self->is_stale = false;
-    return s_reconnect (self);
+    return s_open (self, broker, self->errstr, sizeof (self->errstr));
 }
 
-//  Sends request on the current socket; takes *request_p.
+//  Sends request on a broker's socket; takes *request_p.
 static int
-s_send (cmq_client_t *self, zmsg_t **request_p)
+s_send (cmq_client_t *self, size_t index, zmsg_t **request_p)
 {
-    if (zmsg_send (request_p, self->dealer) != 0) {
+    if (zmsg_send (request_p, self->brokers[index].dealer) != 0) {
         zmsg_destroy (request_p);
         if (errno == EINTR || errno == ETERM || zsys_interrupted)
             s_set_error (self, "interrupted");
@@ -239,16 +384,8 @@ s_send (cmq_client_t *self, zmsg_t **request_p)
     return 0;
 }
 
-//  Sends a copy of request, kept for the next attempt.
-static int
-s_send_copy (cmq_client_t *self, zmsg_t *request)
-{
-    zmsg_t *copy = zmsg_dup (request);
-    return s_send (self, &copy);
-}
-
-//  Checks the service name and makes sure there is a fresh socket, then
-//  frames the request. Takes *body_p; NULL with the reason set on failure.
+//  Checks the service name and frames the request. Takes *body_p; NULL
+//  with the reason set on failure.
 static zmsg_t *
 s_request_new (cmq_client_t *self, const char *service, zmsg_t **body_p)
 {
@@ -258,11 +395,72 @@ s_request_new (cmq_client_t *self, const char *service, zmsg_t **body_p)
                      CMQ_MAX_SERVICE_NAME_BYTES);
         return NULL;
     }
-    if (s_ensure_socket (self) != 0) {
-        zmsg_destroy (body_p);
-        return NULL;
-    }
     return cmq_mdp_client_request (service, body_p);
+}
+
+//  Writes the "no reply" reason: the attempts, and the brokers tried in
+//  the order first tried.
+static void
+s_no_reply (cmq_client_t *self, const char *service, size_t attempts)
+{
+    if (self->broker_count == 1) {
+        s_set_error (self,
+                     "no reply from '%s' at %s after %zu attempt%s of %d ms",
+                     service, self->brokers[0].endpoint, attempts,
+                     attempts > 1 ? "s" : "", self->timeout_ms);
+        return;
+    }
+    char tried[CMQ_ERRSTR_SIZE] = "";
+    bool is_named[CMQ_CLIENT_MAX_ENDPOINTS] = { false };
+    size_t size = 0;
+    for (size_t attempt = 0; attempt < attempts && attempt < S_LAST_MAX;
+         attempt++) {
+        size_t index = self->last_brokers[attempt];
+        if (is_named[index] || size >= sizeof (tried))
+            continue;
+        is_named[index] = true;
+        size +=
+          (size_t) snprintf (tried + size, sizeof (tried) - size, "%s%s",
+                             size ? ", " : "", self->brokers[index].endpoint);
+    }
+    s_set_error (self, "no reply from '%s' after %zu attempt%s of %d ms at %s",
+                 service, attempts, attempts > 1 ? "s" : "", self->timeout_ms,
+                 tried);
+}
+
+//  One attempt of a sync call at broker index: sends a copy of request
+//  and waits for the reply. An unanswered attempt closes the socket and
+//  marks the broker down.
+static s_wait_t
+s_attempt (cmq_client_t *self, size_t index, zmsg_t *request,
+           const char *service, zmsg_t **reply_p)
+{
+    if (s_ensure_socket (self, index) != 0)
+        return S_WAIT_FAILED;
+    zmsg_t *copy = zmsg_dup (request);
+    if (s_send (self, index, &copy) != 0) {
+        s_close (self, index);
+        return S_WAIT_FAILED;
+    }
+    zmq_pollitem_t item = { zsock_resolve (self->brokers[index].dealer), 0,
+                            ZMQ_POLLIN, 0 };
+    size_t unused;
+    int64_t now_ms = zclock_mono ();
+    s_wait_t result = s_wait (self, &item, 1, now_ms + self->timeout_ms,
+                              service, reply_p, NULL, &unused);
+    if (result == S_WAIT_REPLY) {
+        self->counters.replies++;
+        cmq_pick_answered (self->pick, index, zclock_mono ());
+        return result;
+    }
+    //  Whatever stopped us, a reply may still come to this socket.
+    s_close (self, index);
+    if (result == S_WAIT_TIMEOUT) {
+        self->counters.timeouts++;
+        cmq_pick_failed (self->pick, index, zclock_mono ());
+    } else if (result == S_WAIT_INTERRUPTED)
+        s_set_error (self, "interrupted");
+    return result;
 }
 
 int
@@ -273,38 +471,35 @@ cmq_client_call (cmq_client_t *self, const char *service, zmsg_t **body_p,
     assert (body_p);
     assert (reply_p);
     *reply_p = NULL;
+    self->last_attempts = 0;
     zmsg_t *request = s_request_new (self, service, body_p);
     if (!request)
         return -1;
-    int attempts = self->retries + 1;
+    self->counters.calls++;
+    size_t attempts = (size_t) self->retries + 1;
+    size_t index = cmq_pick_next (self->pick, zclock_mono ());
     int rc = -1;
-    for (int attempt = 0; attempt < attempts; attempt++) {
-        if (attempt > 0 && s_reconnect (self) != 0)
-            break;
-        if (s_send_copy (self, request) != 0)
-            break;
-        s_wait_t result = s_wait (self, zclock_mono () + self->timeout_ms,
-                                  service, reply_p, NULL);
-        if (result == S_WAIT_REPLY) {
+    for (size_t attempt = 0; attempt < attempts; attempt++) {
+        if (attempt > 0) {
+            size_t next = cmq_pick_retry (self->pick, index, zclock_mono ());
+            if (next != index)
+                self->counters.switches++;
+            index = next;
+        }
+        if (attempt < S_LAST_MAX)
+            self->last_brokers[attempt] = index;
+        self->last_attempts = attempt + 1;
+        self->counters.attempts++;
+        s_wait_t result = s_attempt (self, index, request, service, reply_p);
+        if (result == S_WAIT_REPLY)
             rc = 0;
+        if (result != S_WAIT_TIMEOUT)
             break;
-        }
-        if (result == S_WAIT_INTERRUPTED) {
-            s_set_error (self, "interrupted");
-            break;
-        }
-        if (result == S_WAIT_FAILED)
-            break;
-        s_set_error (
-          self, "no reply from '%s' at %s after %d attempt%s of %d ms", service,
-          self->endpoint, attempt + 1, attempt ? "s" : "", self->timeout_ms);
+        s_no_reply (self, service, attempt + 1);
     }
     zmsg_destroy (&request);
-    if (rc != 0)
-        self->is_stale = true;
     return rc;
 }
-
 int
 cmq_client_call_bytes (cmq_client_t *self, const char *service,
                        const void *request, size_t request_size, void **reply_p,
@@ -344,7 +539,43 @@ cmq_client_send (cmq_client_t *self, const char *service, zmsg_t **body_p)
     assert (self);
     assert (body_p);
     zmsg_t *request = s_request_new (self, service, body_p);
-    return request ? s_send (self, &request) : -1;
+    if (!request)
+        return -1;
+    size_t index = 0;
+    if (self->broker_count > 1) {
+        //  Silent brokers go down first, so this send avoids them.
+        int64_t now_ms = zclock_mono ();
+        self->counters.timeouts +=
+          cmq_pick_expire (self->pick, now_ms, self->timeout_ms);
+        index = cmq_pick_next (self->pick, now_ms);
+        cmq_pick_sent (self->pick, index, now_ms);
+    }
+    if (s_ensure_socket (self, index) != 0) {
+        zmsg_destroy (&request);
+        return -1;
+    }
+    if (s_send (self, index, &request) != 0)
+        return -1;
+    self->counters.sends++;
+    return 0;
+}
+
+//  Rebuilds the poll items from the open sockets when one changed.
+static void
+s_items_refresh (cmq_client_t *self)
+{
+    if (!self->is_items_stale)
+        return;
+    self->item_count = 0;
+    for (size_t index = 0; index < self->broker_count; index++) {
+        if (!self->brokers[index].dealer)
+            continue;
+        zmq_pollitem_t item = { zsock_resolve (self->brokers[index].dealer), 0,
+                                ZMQ_POLLIN, 0 };
+        self->items[self->item_count] = item;
+        self->item_broker[self->item_count++] = index;
+    }
+    self->is_items_stale = false;
 }
 
 zmsg_t *
@@ -353,14 +584,22 @@ cmq_client_recv (cmq_client_t *self, int timeout_ms, char **service_p)
     assert (self);
     if (service_p)
         *service_p = NULL;
-    if (!self->dealer) {
-        s_set_error (self, "no socket: the last reconnect failed");
+    s_items_refresh (self);
+    if (self->item_count == 0) {
+        s_set_error (self, "no socket open: send a request first");
         return NULL;
     }
     int64_t deadline_ms = timeout_ms < 0 ? -1 : zclock_mono () + timeout_ms;
     zmsg_t *body = NULL;
-    s_wait_t result = s_wait (self, deadline_ms, NULL, &body, service_p);
-    if (result == S_WAIT_TIMEOUT)
+    size_t item = 0;
+    s_wait_t result = s_wait (self, self->items, self->item_count, deadline_ms,
+                              NULL, &body, service_p, &item);
+    if (result == S_WAIT_REPLY) {
+        self->counters.replies++;
+        if (self->broker_count > 1)
+            cmq_pick_answered (self->pick, self->item_broker[item],
+                               zclock_mono ());
+    } else if (result == S_WAIT_TIMEOUT)
         s_set_error (self, "no reply within %d ms", timeout_ms);
     else if (result == S_WAIT_INTERRUPTED)
         s_set_error (self, "interrupted");
