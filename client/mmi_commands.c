@@ -57,14 +57,18 @@ s_print_aligned (FILE *stream, const msgpack_object *object, int width)
         s_print_cell (stream, object);
 }
 
+//  Prints an object as one line of JSON (is_line), or as a value inside
+//  a bigger object: no newline, "null" when it cannot be printed.
 static void
-s_print_json_line (const msgpack_object *object)
+s_print_json (const msgpack_object *object, bool is_line)
 {
     char *json = json_print_object (object, NULL);
     if (json)
-        printf ("%s\n", json);
-    else
+        printf (is_line ? "%s\n" : "%s", json);
+    else {
+        fputs (is_line ? "" : "null", stdout);
         fprintf (stderr, "cartmq: reply is nested too deeply to print\n");
+    }
     free (json);
 }
 
@@ -102,17 +106,22 @@ s_print_table (const msgpack_object *rows, const char *const *keys,
 }
 
 //  Calls an mmi.* service and unpacks the reply, which must be of the
-//  given type. Returns COMMANDS_GO, or the exit code. The unpacked strings point
-//  into *reply_p, which the caller frees after destroying *unpacked.
+//  given type. Returns COMMANDS_GO, or the exit code. The unpacked strings
+//  point into *reply_p, which the caller frees after destroying *unpacked.
 static int
-s_mmi_call (cmq_client_t *client, const char *service, msgpack_object_type type,
+s_mmi_call (const commands_globals_t *globals, cmq_client_t *client,
+            const char *service, msgpack_object_type type,
             msgpack_unpacked *unpacked, void **reply_p)
 {
     msgpack_unpacked_init (unpacked);
     size_t reply_size = 0;
-    if (cmq_client_call_bytes (client, service, "", 0, reply_p, &reply_size))
+    int64_t started_ms = zclock_mono ();
+    int rc =
+      cmq_client_call_bytes (client, service, "", 0, reply_p, &reply_size);
+    commands_report_call (globals, client, started_ms);
+    if (rc)
         return commands_no_reply (client, NULL);
-    int rc = COMMANDS_GO;
+    rc = COMMANDS_GO;
     if (json_print_unpack (*reply_p, reply_size, unpacked) != 0 ||
         unpacked->data.type != type) {
         fprintf (
@@ -121,6 +130,113 @@ s_mmi_call (cmq_client_t *client, const char *service, msgpack_object_type type,
         rc = COMMANDS_EXIT_STATUS;
     }
     return rc;
+}
+
+//  Shows one broker's answer: as a table, or as JSON (one line when
+//  is_line, else a value with no newline).
+typedef void (s_show_fn) (const msgpack_object *object, bool is_json,
+                          bool is_line);
+
+//  What to ask each broker and how to show its answer.
+typedef struct {
+    const char *service;       //  mmi.services, mmi.stats
+    msgpack_object_type type;  //  what the answer must be
+    bool is_json;              //  --json
+    s_show_fn *show;
+} s_query_t;
+
+//  Asks one broker, shows its answer; returns COMMANDS_GO or the exit
+//  code. A JSON answer is a line of its own when is_line.
+static int
+s_query_one (const commands_globals_t *globals, cmq_client_t *client,
+             const s_query_t *query, bool is_line)
+{
+    msgpack_unpacked unpacked;
+    void *reply = NULL;
+    int rc = s_mmi_call (globals, client, query->service, query->type,
+                         &unpacked, &reply);
+    if (rc == COMMANDS_GO)
+        query->show (&unpacked.data, query->is_json, is_line);
+    msgpack_unpacked_destroy (&unpacked);
+    free (reply);
+    return rc;
+}
+
+//  Ranks exit codes: no reply is the worst, then an unreadable answer.
+static int
+s_worse (int rc, int other)
+{
+    if (rc == COMMANDS_EXIT_NO_REPLY || other == COMMANDS_EXIT_NO_REPLY)
+        return COMMANDS_EXIT_NO_REPLY;
+    return rc != COMMANDS_GO ? rc : other;
+}
+
+//  Several brokers (contract §7): each asked on its own, with the usual
+//  timeout and retries on that broker only, and shown under its endpoint:
+//  a header line per broker, or one JSON object keyed by endpoint whose
+//  value is the broker's answer or {"error": ...}.
+static int
+s_query_each (const commands_globals_t *globals, cmq_client_t *client,
+              const s_query_t *query)
+{
+    int rc = COMMANDS_GO;
+    size_t count = cmq_client_endpoint_count (client);
+    if (query->is_json)
+        fputc ('{', stdout);
+    for (size_t index = 0; index < count && !zsys_interrupted; index++) {
+        const char *endpoint = cmq_client_endpoint (client, index);
+        if (query->is_json) {
+            printf (index ? "," : "");
+            commands_print_json_string (stdout, endpoint, strlen (endpoint));
+            fputc (':', stdout);
+        } else {
+            printf ("%sbroker ", index ? "\n" : "");
+            commands_print_safe (stdout, endpoint, strlen (endpoint));
+            printf ("\n");
+        }
+        cmq_client_t *one = commands_client_one (globals, client, index);
+        int one_rc =
+          one ? s_query_one (globals, one, query, false) : COMMANDS_EXIT_USAGE;
+        if (one_rc != COMMANDS_GO) {
+            const char *error = one_rc == COMMANDS_EXIT_NO_REPLY
+                                  ? cmq_client_errstr (one)
+                                  : "reply unreadable";
+            if (query->is_json) {
+                fputs ("{\"error\":", stdout);
+                commands_print_json_string (stdout, error, strlen (error));
+                fputc ('}', stdout);
+            } else
+                printf ("(%s)\n", error);
+        }
+        cmq_client_destroy (&one);
+        rc = s_worse (rc, one_rc);
+    }
+    if (query->is_json)
+        fputs ("}\n", stdout);
+    fflush (stdout);
+    return rc;
+}
+
+//  Asks the one broker, or each of several. Returns COMMANDS_GO or the
+//  exit code.
+static int
+s_query (const commands_globals_t *globals, cmq_client_t *client,
+         const s_query_t *query)
+{
+    if (cmq_client_endpoint_count (client) > 1)
+        return s_query_each (globals, client, query);
+    return s_query_one (globals, client, query, true);
+}
+
+static void
+s_show_services (const msgpack_object *services, bool is_json, bool is_line)
+{
+    static const char *const keys[] = { "name", "workers", "idle", "queued" };
+    static const char *const titles[] = { "NAME", "WORKERS", "IDLE", "QUEUED" };
+    if (is_json)
+        s_print_json (services, is_line);
+    else
+        s_print_table (services, keys, titles, 4);
 }
 
 int
@@ -141,23 +257,11 @@ mmi_commands_services (commands_globals_t *globals, int argc, char **argv)
             rc = COMMANDS_EXIT_USAGE;
     }
     if (rc == COMMANDS_GO) {
-        msgpack_unpacked unpacked;
-        void *reply = NULL;
-        rc = s_mmi_call (client, "mmi.services", MSGPACK_OBJECT_ARRAY,
-                         &unpacked, &reply);
-        if (rc == COMMANDS_GO) {
-            static const char *const keys[] = { "name", "workers", "idle",
-                                                "queued" };
-            static const char *const titles[] = { "NAME", "WORKERS", "IDLE",
-                                                  "QUEUED" };
-            if (is_json)
-                s_print_json_line (&unpacked.data);
-            else
-                s_print_table (&unpacked.data, keys, titles, 4);
+        s_query_t query = { "mmi.services", MSGPACK_OBJECT_ARRAY, is_json,
+                            s_show_services };
+        rc = s_query (globals, client, &query);
+        if (rc == COMMANDS_GO)
             rc = COMMANDS_EXIT_OK;
-        }
-        msgpack_unpacked_destroy (&unpacked);
-        free (reply);
     }
     cmq_client_destroy (&client);
     cmq_options_free (table);
@@ -224,29 +328,45 @@ s_sleep_interruptibly (int64_t duration_ms)
     }
 }
 
+static void
+s_show_stats (const msgpack_object *stats, bool is_json, bool is_line)
+{
+    if (is_json)
+        s_print_json (stats, is_line);
+    else
+        s_print_stats (stats);
+}
+
+//  The same for a --watch on a terminal: the screen is cleared first, so
+//  it redraws in place.
+static void
+s_show_stats_redraw (const msgpack_object *stats, bool is_json, bool is_line)
+{
+    printf ("\033[H\033[2J");
+    s_show_stats (stats, is_json, is_line);
+}
+
 //  One refresh of `stats`. Returns COMMANDS_GO or the exit code.
 static int
-s_stats_once (cmq_client_t *client, bool is_json, bool is_watch)
+s_stats_once (const commands_globals_t *globals, cmq_client_t *client,
+              bool is_json, bool is_watch)
 {
-    msgpack_unpacked unpacked;
-    void *reply = NULL;
-    int rc =
-      s_mmi_call (client, "mmi.stats", MSGPACK_OBJECT_MAP, &unpacked, &reply);
-    if (rc == COMMANDS_GO) {
-        //  On a terminal a watch redraws in place; into a pipe or file
-        //  it appends, so the output stays readable as a log.
-        if (is_watch && !is_json && isatty (STDOUT_FILENO))
-            printf ("\033[H\033[2J");
-        if (is_json)
-            s_print_json_line (&unpacked.data);
-        else
-            s_print_stats (&unpacked.data);
-        if (is_watch && !is_json && !isatty (STDOUT_FILENO))
-            printf ("\n");
-        fflush (stdout);
-    }
-    msgpack_unpacked_destroy (&unpacked);
-    free (reply);
+    //  On a terminal a watch redraws in place; into a pipe or file it
+    //  appends, so the output stays readable as a log. One broker's
+    //  screen changes only when it answered; several brokers' each time.
+    bool is_redraw = is_watch && !is_json && isatty (STDOUT_FILENO);
+    bool is_several = cmq_client_endpoint_count (client) > 1;
+    s_query_t query = { "mmi.stats", MSGPACK_OBJECT_MAP, is_json,
+                        s_show_stats };
+    if (is_redraw && is_several)
+        printf ("\033[H\033[2J");
+    else if (is_redraw)
+        query.show = s_show_stats_redraw;
+    int rc = s_query (globals, client, &query);
+    if (is_watch && !is_json && !isatty (STDOUT_FILENO) &&
+        (is_several || rc == COMMANDS_GO))
+        printf ("\n");
+    fflush (stdout);
     return rc;
 }
 
@@ -272,14 +392,14 @@ mmi_commands_stats (commands_globals_t *globals, int argc, char **argv)
             rc = COMMANDS_EXIT_USAGE;
     }
     if (rc == COMMANDS_GO && watch_s == 0) {
-        rc = s_stats_once (client, is_json, false);
+        rc = s_stats_once (globals, client, is_json, false);
         if (rc == COMMANDS_GO)
             rc = COMMANDS_EXIT_OK;
     } else if (rc == COMMANDS_GO) {
         //  A watch outlives a broker restart: failures are shown and the
         //  next refresh tries again; only a signal ends it.
         while (!zsys_interrupted) {
-            s_stats_once (client, is_json, true);
+            s_stats_once (globals, client, is_json, true);
             s_sleep_interruptibly (watch_s * 1000);
         }
         rc = COMMANDS_EXIT_OK;
