@@ -6,7 +6,8 @@ set -euo pipefail
 packages=(build-essential cmake pkg-config clang clang-format valgrind
     libzmq3-dev libczmq-dev libmsgpack-dev libhiredis-dev libcmocka-dev
     redis-server python3 python3-zmq python3-msgpack python3-redis
-    python3-pytest tshark)
+    python3-pytest tshark libjson-c-dev libmicrohttpd-dev
+    python3-prometheus-client)
 
 missing=()
 for package in "${packages[@]}"; do
