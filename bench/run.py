@@ -5,10 +5,10 @@ Runs Redis alone (redis-benchmark on the cart's own Lua script), the cart
 service through the broker with 1, 2, 4 and 8 workers (plain and with
 credit) and through two brokers, echo through the reference forwarder
 (both modes) and through one and two brokers, window-1 latency, and the
-broker's memory and idle CPU. Every throughput configuration runs once per round and rounds are interleaved,
-so slow spells of a noisy machine hit every configuration alike; the table
-shows medians over the rounds, and the ratios are taken from those medians
-in this one run.
+broker's memory and idle CPU. Every throughput configuration runs once
+per round and rounds are interleaved, so slow spells of a noisy machine
+hit every configuration alike; the table shows medians over the rounds,
+and the ratios are taken from those medians in this one run.
 
 Every process it starts listens on loopback only, on ports it picks, is
 bounded in time and is stopped at the end (SIGTERM, then SIGKILL).
