@@ -3,12 +3,12 @@
 
 Runs Redis alone (redis-benchmark on the cart's own Lua script), the cart
 service through the broker with 1, 2, 4 and 8 workers (plain and with
-credit), echo through the reference forwarder (both modes) and through the
-broker, window-1 latency, and the broker's memory and idle CPU. Every
-throughput configuration runs once per round and rounds are interleaved,
-so slow spells of a noisy machine hit every configuration alike; the table
-shows medians over the rounds, and the ratios are taken from those medians
-in this one run.
+credit) and through two brokers, echo through the reference forwarder
+(both modes) and through one and two brokers, window-1 latency, and the
+broker's memory and idle CPU. Every throughput configuration runs once
+per round and rounds are interleaved, so slow spells of a noisy machine
+hit every configuration alike; the table shows medians over the rounds,
+and the ratios are taken from those medians in this one run.
 
 Every process it starts listens on loopback only, on ports it picks, is
 bounded in time and is stopped at the end (SIGTERM, then SIGKILL).
@@ -84,6 +84,12 @@ class Bench:
                 rows.append(("cart-%d-c%d" % (count, credit), label,
                              lambda c=count, k=credit:
                              measure.cart_through_broker(c, k)))
+        rows.append(("cart-2b-%d-c%d" % (ECHO_WORKERS, CREDIT),
+                     "cart AddItemToCart via 2 brokers: %d workers, credit "
+                     "%d, each worker and the clients on both"
+                     % (ECHO_WORKERS, CREDIT),
+                     lambda: measure.cart_through_broker(ECHO_WORKERS,
+                                                         CREDIT, 2)))
         plain = ("conformant", ECHO_WORKERS, 1), ("broker", ECHO_WORKERS, 1)
         credit = (("pipelined", ECHO_WORKERS, CREDIT),
                   ("broker", ECHO_WORKERS, CREDIT))
@@ -100,6 +106,13 @@ class Bench:
               "echo via broker: the same %d workers, credit %d"
               % (ECHO_WORKERS, CREDIT)),
              lambda: measure.echo_pair(credit, CLIENTS, WINDOW)),
+            (("echo-1b-credit", "echo-2b-credit"),
+             ("echo via 1 broker: %d workers, credit %d (paired with the "
+              "next row)" % (ECHO_WORKERS, CREDIT),
+              "echo via 2 brokers: the same %d workers on both, credit %d, "
+              "clients spread over both" % (ECHO_WORKERS, CREDIT)),
+             lambda: measure.echo_pair((credit[1], ("brokers2",)
+                                        + credit[1][1:]), CLIENTS, WINDOW)),
             (("lat-conformant", "lat-broker"),
              ("window 1: echo via forwarder --mode conformant, 1 worker",
               "window 1: echo via broker, 1 worker"),
