@@ -6,7 +6,7 @@ set -euo pipefail
 packages=(build-essential cmake pkg-config clang clang-format valgrind
     libzmq3-dev libczmq-dev libmsgpack-dev libhiredis-dev libcmocka-dev
     redis-server python3 python3-zmq python3-msgpack python3-redis
-    python3-pytest tshark)
+    python3-pytest tshark python3-pip python3-setuptools python3-wheel python3-venv)
 
 missing=()
 for package in "${packages[@]}"; do
