@@ -20,16 +20,16 @@ import logging
 import signal
 import threading
 import time
-from typing import Any, Awaitable, Callable, List, Optional, Sequence, Set, Union
+from typing import Awaitable, Callable, List, Optional, Sequence, Set, Union
 
 import msgpack
 import zmq
-import zmq.asyncio
 
 from . import mdp
 from .client import Endpoints, as_bytes
-from .curve import Curve, apply_client, client_keys
+from .curve import Curve, client_keys
 from .failover import parse_endpoints
+from .link import BrokerLink
 
 Frames = List[bytes]
 Result = Union[None, bytes, str, Sequence[Union[bytes, str]]]
@@ -64,21 +64,6 @@ def reply_frames(result: Result) -> Frames:
         return [as_bytes(frame) for frame in result] or [b""]
     raise TypeError("a handler returns bytes, str, a list of them or None, not %s"
                     % type(result).__name__)
-
-
-class _Link:
-    """The worker's registration with one broker."""
-
-    def __init__(self, endpoint: str) -> None:
-        self.endpoint = endpoint
-        self.sock: Optional[zmq.asyncio.Socket] = None
-        self.sync: Optional[zmq.Socket] = None  # the same socket, for NOBLOCK calls
-        self.generation = 0         # which socket: a reply goes only to its own
-        self.registered = False     # READY sent on this socket
-        self.heard = 0.0            # last message from the broker
-        self.sent = 0.0             # last message to it
-        self.in_flight = 0          # requests of this socket being served
-        self.backoff: Optional[float] = None
 
 
 class Worker:
@@ -121,7 +106,7 @@ class Worker:
         self._keys = client_keys(curve) if curve is not None else None
         self._is_async = inspect.iscoroutinefunction(handler) or \
             inspect.iscoroutinefunction(getattr(handler, "__call__", None))
-        self._links = [_Link(endpoint) for endpoint in self.endpoints]
+        self._links: List[BrokerLink] = []
         self._loop: Optional[asyncio.AbstractEventLoop] = None
         self._stop_event: Optional[asyncio.Event] = None
         self._stop_asked = threading.Event()
@@ -159,11 +144,15 @@ class Worker:
         if handle_signals:
             for signum in (signal.SIGTERM, signal.SIGINT):
                 self._loop.add_signal_handler(signum, self._stop_event.set)
-        context = zmq.asyncio.Context()
+        context = zmq.Context()
+        self._links = [BrokerLink(endpoint, self._loop, context, self._keys)
+                       for endpoint in self.endpoints]
+        #  Each broker keeps to our credit; with several, this keeps the
+        #  whole worker to it too.
         self._slots = asyncio.Semaphore(self.concurrency)
         self._executor = None if self._is_async else \
             concurrent.futures.ThreadPoolExecutor(self.concurrency, "cartmq-handler")
-        links = [asyncio.ensure_future(self._keep_link(context, link)) for link in self._links]
+        links = [asyncio.ensure_future(self._keep_link(link)) for link in self._links]
         try:
             await self._stop_event.wait()
             await self._shut_down(links)
@@ -171,7 +160,7 @@ class Worker:
             for task in links + list(self._tasks):
                 task.cancel()
             for link in self._links:
-                self._close(link, say_disconnect=link.registered)
+                link.close(say_disconnect=link.registered)
             if self._executor is not None:
                 self._executor.shutdown(wait=False, cancel_futures=True)
             if handle_signals:
@@ -191,7 +180,7 @@ class Worker:
 
     # --- one broker ----------------------------------------------------
 
-    async def _keep_link(self, context: zmq.asyncio.Context, link: _Link) -> None:
+    async def _keep_link(self, link: BrokerLink) -> None:
         """Registers with link's broker, again and again: after it goes
         silent for liveness intervals or says DISCONNECT, with a fresh
         socket and the backoff."""
@@ -201,56 +190,22 @@ class Worker:
             else:
                 await asyncio.sleep(link.backoff)
                 link.backoff = min(link.backoff * 2, MAX_BACKOFF_S)
-            self._open(context, link)
+            link.open()
             try:
                 told_to_go = await self._session(link)
             except Exception:  # noqa: BLE001 - one broker's trouble never stops the rest
                 log.exception("%s: session failed; reconnecting", link.endpoint)
                 told_to_go = False
-            self._close(link, say_disconnect=link.registered and not told_to_go)
+            link.close(say_disconnect=link.registered and not told_to_go)
 
-    def _open(self, context: zmq.asyncio.Context, link: _Link) -> None:
-        sock = context.socket(zmq.DEALER)
-        sock.linger = 0
-        #  Nothing waits in a socket before its connection is up, so no
-        #  READY is queued in a socket given up on (contract §5).
-        sock.immediate = 1
-        sock.reconnect_ivl = 100
-        if self._keys is not None:
-            apply_client(sock, self._keys)
-        sock.connect(link.endpoint)
-        link.sock = sock
-        link.sync = zmq.Socket.shadow(sock.underlying)
-        link.generation += 1
-        link.registered = False
-        link.in_flight = 0
-
-    def _close(self, link: _Link, say_disconnect: bool) -> None:
-        """Closes link's socket; one that said READY to a broker that has
-        not forgotten it says DISCONNECT first (briefly lingering so the
-        command leaves)."""
-        sock, sync, link.sock, link.sync = link.sock, link.sync, None, None
-        link.registered = False
-        if sock is None or sock.closed:
-            return
-        linger = 0
-        if say_disconnect:
-            try:
-                sync.send_multipart(mdp.worker_command(mdp.DISCONNECT), zmq.NOBLOCK)
-                linger = 100
-            except zmq.ZMQError:
-                pass
-        sock.close(linger)
-
-    async def _session(self, link: _Link) -> bool:
+    async def _session(self, link: BrokerLink) -> bool:
         """Serves on link's fresh socket until the broker is silent for
         liveness intervals (False) or says DISCONNECT (True)."""
-        assert link.sock is not None and link.sync is not None
-        sock, sync = link.sock, link.sync
-        #  With ZMQ_IMMEDIATE the send waits until the connection is up.
-        await sock.send_multipart(mdp.worker_ready(self.service, self.concurrency))
+        #  With ZMQ_IMMEDIATE, READY can go only once the connection is up.
+        if not await link.send(mdp.worker_ready(self.service, self.concurrency), self.expiry_s):
+            return False
         link.registered = True
-        link.heard = link.sent = time.monotonic()
+        link.heard = time.monotonic()
         log.info("registered %r with %s", self.service, link.endpoint)
         while True:
             now = time.monotonic()
@@ -258,21 +213,22 @@ class Worker:
                 log.warning("%s silent for %.1f s; reconnecting", link.endpoint, self.expiry_s)
                 return False
             if now - link.sent >= self.interval_s:
-                await self._send(link, mdp.worker_command(mdp.HEARTBEAT))
+                await link.send(mdp.worker_command(mdp.HEARTBEAT), self.interval_s)
             wait_s = min(link.heard + self.expiry_s, link.sent + self.interval_s) - now
-            if not await sock.poll(max(1, int(wait_s * 1000) + 1), zmq.POLLIN):
+            if not await link.wait(zmq.POLLIN, wait_s):
                 continue
             for _ in range(BATCH):
-                try:
-                    msg = sync.recv_multipart(zmq.NOBLOCK)
-                except zmq.Again:
+                msg = link.recv()
+                if msg is None:
                     break
                 link.heard = time.monotonic()
                 if self._on_message(link, msg):
                     log.info("%s said DISCONNECT; registering again", link.endpoint)
                     return True
+            #  Let the handlers just started run before reading more.
+            await asyncio.sleep(0)
 
-    def _on_message(self, link: _Link, msg: List[bytes]) -> bool:
+    def _on_message(self, link: BrokerLink, msg: List[bytes]) -> bool:
         """Handles one message from link's broker; True on DISCONNECT."""
         parsed = mdp.parse_worker(msg)
         if parsed is None:
@@ -286,7 +242,7 @@ class Worker:
             self._start_request(link, rest[0], rest[2:])
         return False
 
-    def _drop(self, link: _Link, what: str) -> None:
+    def _drop(self, link: BrokerLink, what: str) -> None:
         """Counts a dropped message; logs at most one line a second."""
         self._dropped += 1
         now = time.monotonic()
@@ -296,7 +252,7 @@ class Worker:
 
     # --- requests -----------------------------------------------------
 
-    def _start_request(self, link: _Link, address: bytes, body: Frames) -> None:
+    def _start_request(self, link: BrokerLink, address: bytes, body: Frames) -> None:
         if self._stopping:
             return              # the broker re-dispatches it after DISCONNECT
         if link.in_flight >= self.concurrency:
@@ -307,7 +263,7 @@ class Worker:
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
 
-    async def _serve_one(self, link: _Link, generation: int, address: bytes,
+    async def _serve_one(self, link: BrokerLink, generation: int, address: bytes,
                          body: Frames) -> None:
         async with self._slots:
             try:
@@ -325,14 +281,5 @@ class Worker:
         if link.generation != generation or link.sock is None:
             return              # its broker is gone or forgot us: it re-dispatched
         link.in_flight -= 1
-        await self._send(link, mdp.worker_reply(address, frames))
-        self.served += 1
-
-    @staticmethod
-    async def _send(link: _Link, msg: List[bytes]) -> None:
-        """Sends on link's socket through pyzmq's asyncio path, which
-        wakes a poll whose event the send consumed (the socket's file
-        descriptor is edge-triggered); a send on the sync shadow would not."""
-        assert link.sock is not None
-        await link.sock.send_multipart(msg)
-        link.sent = time.monotonic()
+        if await link.send(mdp.worker_reply(address, frames), self.expiry_s):
+            self.served += 1

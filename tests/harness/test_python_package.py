@@ -19,7 +19,6 @@ import sys
 import threading
 import time
 
-import msgpack
 import pytest
 import zmq
 
@@ -165,31 +164,48 @@ class SilentBroker:
 
 def test_each_mutation_carries_one_request_id_on_every_attempt_over_fresh_sockets():
     broker = SilentBroker()
+    calls = {"add": lambda client: client.add_item("add", "sku-1", "Pen", 1, 10),
+             "remove": lambda client: client.remove_item("remove", "sku-1"),
+             "update": lambda client: client.update_quantity("update", "sku-1", 2),
+             "clear": lambda client: client.clear_cart("clear"),
+             "given": lambda client: client.clear_cart("given", request_id="mine-1"),
+             "get": lambda client: client.get_cart("get")}
+    outcomes = {}
+
+    def run(name):
+        with cartmq.Client(broker.endpoint, timeout_ms=ATTEMPT_MS, retries=2) as client:
+            try:
+                calls[name](client)
+            except cartmq.NoReply:
+                outcomes[name] = "no reply"
+
+    #  One client per call, all at once: three attempts each.
+    threads = [threading.Thread(target=run, args=(name,)) for name in calls]
     try:
-        with cartmq.Client(broker.endpoint, timeout_ms=150, retries=2) as client:
-            calls = {"add": lambda: client.add_item("rid", "sku-1", "Pen", 1, 10),
-                     "remove": lambda: client.remove_item("rid", "sku-1"),
-                     "update": lambda: client.update_quantity("rid", "sku-1", 2),
-                     "clear": lambda: client.clear_cart("rid"),
-                     "given": lambda: client.clear_cart("rid", request_id="mine-1"),
-                     "get": lambda: client.get_cart("rid")}
-            for name, call in calls.items():
-                with pytest.raises(cartmq.NoReply):
-                    call()
-                attempts = broker.read(3, RTT_S)
-                assert len(attempts) == 3, (name, attempts)
-                assert len({frames[0] for frames in attempts}) == 3, \
-                    "%s: an attempt reused a socket" % name
-                bodies = [unpack(frames[-1]) for frames in attempts]
-                assert bodies[0] == bodies[1] == bodies[2], (name, bodies)
-                if name == "get":
-                    assert "request_id" not in bodies[0]
-                elif name == "given":
-                    assert bodies[0]["request_id"] == "mine-1"
-                else:
-                    assert HEX_ID.match(bodies[0]["request_id"]), bodies[0]
+        for thread in threads:
+            thread.start()
+        attempts = broker.read(3 * len(calls), bound(10))
+        for thread in threads:
+            thread.join()
     finally:
         broker.sock.close(0)
+    assert outcomes == {name: "no reply" for name in calls}
+    by_user = {}
+    for frames in attempts:
+        by_user.setdefault(unpack(frames[-1])["user_id"], []).append(frames)
+    assert sorted(by_user) == sorted(calls)
+    for name, frames_list in by_user.items():
+        assert len(frames_list) == 3, (name, frames_list)
+        assert len({frames[0] for frames in frames_list}) == 3, \
+            "%s: an attempt reused a socket" % name
+        bodies = [unpack(frames[-1]) for frames in frames_list]
+        assert bodies[0] == bodies[1] == bodies[2], (name, bodies)
+        if name == "get":
+            assert "request_id" not in bodies[0]
+        elif name == "given":
+            assert bodies[0]["request_id"] == "mine-1"
+        else:
+            assert HEX_ID.match(bodies[0]["request_id"]), bodies[0]
 
 
 def test_add_retried_with_no_worker_applies_once_when_a_worker_comes(
