@@ -43,6 +43,13 @@ class Client:
         self._max_idle = max(0, max_idle)
         self._failover = Failover(len(self.endpoints), self._settings.timeout_s)
         self._closed = False
+        try:
+            #  One socket per broker now: a bad endpoint fails here.
+            for index, pool in enumerate(self._idle):
+                pool.append(self._settings.new_socket(self._context, index))
+        except BaseException:
+            self.close()
+            raise
 
     # --- life -----------------------------------------------------------
 

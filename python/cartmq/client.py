@@ -83,6 +83,14 @@ class Client:
         self._context = context if context is not None else zmq.Context()
         self._sockets: List[Optional[zmq.Socket]] = [None] * len(self.endpoints)
         self._failover = Failover(len(self.endpoints), self._settings.timeout_s)
+        try:
+            #  Connect now: a bad endpoint fails here, and the connections
+            #  are up by the first call.
+            for index in range(len(self.endpoints)):
+                self._socket(index)
+        except BaseException:
+            self.close()
+            raise
 
     # --- life -----------------------------------------------------------
 

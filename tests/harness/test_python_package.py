@@ -90,6 +90,61 @@ def inventory(client, **request):
     return unpack(frames[0])
 
 
+# --- the failover rules, on a clock of the test's own -----------------------------------
+
+
+def test_failover_rules_round_robin_backoff_and_all_down():
+    from cartmq.failover import Failover, parse_endpoints
+
+    assert parse_endpoints(" tcp://a:1, tcp://b:2 ,") == ["tcp://a:1", "tcp://b:2"]
+    assert parse_endpoints(["tcp://a:1,tcp://b:2", "tcp://c:3"]) == \
+        ["tcp://a:1", "tcp://b:2", "tcp://c:3"]
+    with pytest.raises(ValueError):
+        parse_endpoints(" , ")
+    now = [100.0]
+    rules = Failover(3, 0.4, clock=lambda: now[0])
+    assert [rules.first() for _ in range(4)] == [0, 1, 2, 0]
+    #  A timeout on 1 marks it down for max(timeout, 1 s): calls skip it,
+    #  and the retry goes to the next broker up.
+    rules.on_timeout(1)
+    assert rules.next(1) == 2
+    assert [rules.first() for _ in range(3)] == [2, 0, 2]
+    now[0] += 1.0
+    assert rules.first() == 0 and rules.first() == 1
+    #  Backoff doubles (the first timeout above took 1 s) to 30 s; a reply
+    #  resets it.
+    for expected in (2, 4, 8, 16, 30, 30):
+        rules.on_timeout(1)
+        assert rules.down_until[1] - now[0] == expected
+    rules.on_reply(1)
+    rules.on_timeout(1)
+    assert rules.down_until[1] - now[0] == 1
+    #  All down: the one whose backoff ends first.
+    rules.on_timeout(0)
+    rules.on_timeout(0)
+    rules.on_timeout(2)
+    now[0] += 0.5
+    assert rules.first() == 1 and rules.next(1) == 1
+    rules.on_timeout(1)
+    assert rules.next(1) == 2
+
+
+def test_bad_arguments_are_refused_at_once():
+    for kwargs in ({"endpoints": ""}, {"endpoints": "tcp://127.0.0.1:1,nowhere"},
+                   {"timeout_ms": 0}, {"retries": -1}, {"curve": ("short", "keys")}):
+        with pytest.raises(ValueError):
+            cartmq.Client(**kwargs)
+        with pytest.raises(ValueError):
+            cartmq.aio.Client(**kwargs)
+    for kwargs in ({"concurrency": 0}, {"concurrency": 1001}, {"heartbeat_ms": 0},
+                   {"service": "mmi.x"}, {"service": ""}):
+        arguments = {"endpoints": "tcp://127.0.0.1:1", "service": "x",
+                     "handler": lambda frames: frames}
+        arguments.update(kwargs)
+        with pytest.raises(ValueError):
+            cartmq.Worker(**arguments)
+
+
 # --- the typed calls against the C cart worker -------------------------------------------
 
 
