@@ -11,13 +11,9 @@ from typing import List, Optional, Sequence, Tuple
 CLIENT = b"MDPC01"
 WORKER = b"MDPW01"
 
-READY = b"\x01"
-REQUEST = b"\x02"
-REPLY = b"\x03"
-HEARTBEAT = b"\x04"
-DISCONNECT = b"\x05"
-
-COMMANDS = (READY, REQUEST, REPLY, HEARTBEAT, DISCONNECT)
+#  Worker commands: one byte each, 0x01 to 0x05.
+COMMANDS = tuple(bytes([code]) for code in range(1, 6))
+READY, REQUEST, REPLY, HEARTBEAT, DISCONNECT = COMMANDS
 
 #  Worker credit (cartmq extension to READY): 1 to 1000 in 1-10 digits.
 MAX_CREDIT = 1000

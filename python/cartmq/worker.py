@@ -66,6 +66,23 @@ def reply_frames(result: Result) -> Frames:
                     % type(result).__name__)
 
 
+def _check_endpoints(endpoints: List[str]) -> None:
+    """ValueError naming the first endpoint libzmq refuses to connect to."""
+    context = zmq.Context()
+    try:
+        for endpoint in endpoints:
+            sock = context.socket(zmq.DEALER)
+            sock.linger = 0
+            try:
+                sock.connect(endpoint)
+            except zmq.ZMQError as error:
+                raise ValueError("cannot connect to %r: %s" % (endpoint, error)) from None
+            finally:
+                sock.close(0)
+    finally:
+        context.term()
+
+
 class Worker:
     """An MDP/0.1 worker for service on every broker in endpoints (a list
     or a comma-separated string).
@@ -104,6 +121,7 @@ class Worker:
         self.grace_s = grace_ms / 1000.0
         self.error_reply = error_reply
         self._keys = client_keys(curve) if curve is not None else None
+        _check_endpoints(self.endpoints)
         self._is_async = inspect.iscoroutinefunction(handler) or \
             inspect.iscoroutinefunction(getattr(handler, "__call__", None))
         self._links: List[BrokerLink] = []
@@ -263,6 +281,13 @@ class Worker:
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
 
+    def _error_frames(self, error: BaseException) -> Frames:
+        try:
+            return reply_frames(self.error_reply(error))
+        except Exception:  # noqa: BLE001 - nor is a bug in error_reply
+            log.exception("error_reply failed")
+            return default_error_reply(error)
+
     async def _serve_one(self, link: BrokerLink, generation: int, address: bytes,
                          body: Frames) -> None:
         async with self._slots:
@@ -277,7 +302,7 @@ class Worker:
                 raise
             except Exception as error:  # noqa: BLE001 - a handler's bug is not ours
                 log.exception("handler failed on a %r request", self.service)
-                frames = self.error_reply(error)
+                frames = self._error_frames(error)
         if link.generation != generation or link.sock is None:
             return              # its broker is gone or forgot us: it re-dispatched
         link.in_flight -= 1

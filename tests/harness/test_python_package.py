@@ -137,7 +137,7 @@ def test_bad_arguments_are_refused_at_once():
         with pytest.raises(ValueError):
             cartmq.aio.Client(**kwargs)
     for kwargs in ({"concurrency": 0}, {"concurrency": 1001}, {"heartbeat_ms": 0},
-                   {"service": "mmi.x"}, {"service": ""}):
+                   {"service": "mmi.x"}, {"service": ""}, {"endpoints": "nowhere"}):
         arguments = {"endpoints": "tcp://127.0.0.1:1", "service": "x",
                      "handler": lambda frames: frames}
         arguments.update(kwargs)
@@ -490,9 +490,13 @@ class FakeBroker:
 
 
 def test_python_worker_speaks_mdp_and_survives_malformed_broker_traffic():
+    def echo(frames):
+        if frames == [b"boom"]:
+            raise RuntimeError("a bug in the handler")
+        return 42 if frames == [b"odd"] else frames
+
     broker = FakeBroker()
-    worker = ThreadWorker(broker.endpoint, "echo", lambda frames: frames, concurrency=4,
-                          heartbeat_ms=100)
+    worker = ThreadWorker(broker.endpoint, "echo", echo, concurrency=4, heartbeat_ms=100)
     try:
         identity, ready = broker.next_command()
         assert ready == [b"\x01", b"echo", b"4"]
@@ -504,6 +508,13 @@ def test_python_worker_speaks_mdp_and_survives_malformed_broker_traffic():
             broker.send(identity, *junk)
         broker.send(identity, b"", b"MDPW01", b"\x02", b"token-1", b"", b"hello", b"world")
         assert broker.next_command() == (identity, [b"\x03", b"token-1", b"", b"hello", b"world"])
+        #  A handler that raises or returns what is not frames: status 500.
+        for number, body in enumerate((b"boom", b"odd")):
+            token = b"token-%d" % (number + 2)
+            broker.send(identity, b"", b"MDPW01", b"\x02", token, b"", body)
+            _, reply = broker.next_command()
+            assert reply[:3] == [b"\x03", token, b""] and len(reply) == 4, reply
+            assert unpack(reply[3]) == {"status": 500, "error": "internal error"}
         #  DISCONNECT: the worker registers again on a fresh socket.
         broker.send(identity, b"", b"MDPW01", b"\x05")
         again, ready = broker.next_command()
