@@ -234,8 +234,18 @@ def test_each_mutation_carries_one_request_id_on_every_attempt_over_fresh_socket
             except cartmq.NoReply:
                 outcomes[name] = "no reply"
 
+    async def aio_add():
+        async with cartmq.aio.Client(broker.endpoint, timeout_ms=ATTEMPT_MS) as client:
+            try:
+                await client.add_item("aio-add", "sku-1", "Pen", 1, 10)
+            except cartmq.NoReply:
+                outcomes["aio-add"] = "no reply"
+
+    calls["aio-add"] = None
+
     #  One client per call, all at once: three attempts each.
-    threads = [threading.Thread(target=run, args=(name,)) for name in calls]
+    threads = [threading.Thread(target=run, args=(name,)) for name in calls if calls[name]]
+    threads.append(threading.Thread(target=lambda: asyncio.run(aio_add())))
     try:
         for thread in threads:
             thread.start()
