@@ -12,10 +12,10 @@ with failover; ``cartmq.Worker`` serves an MDP service written in Python.
 See docs/python.md.
 """
 
-from . import aio
+from . import aio, curve
 from .client import Client
 from .errors import CartError, Error, NoReply, ProtocolError
 from .worker import Worker
 
 __version__ = "0.1.0"
-__all__ = ["Client", "Worker", "aio", "Error", "CartError", "NoReply", "ProtocolError"]
+__all__ = ["Client", "Worker", "aio", "curve", "Error", "CartError", "NoReply", "ProtocolError"]

@@ -148,11 +148,11 @@ class Client:
         return {endpoint: None if frames is None else decode(frames)
                 for endpoint, frames in zip(self.endpoints, replies)}
 
-    async def services(self) -> Any:
+    async def services(self) -> mmi.Services:
         """As ``cartmq.Client.services``."""
         return await self._mmi(mmi.SERVICES, mmi.services)
 
-    async def stats(self) -> Any:
+    async def stats(self) -> mmi.Stats:
         """As ``cartmq.Client.stats``."""
         return await self._mmi(mmi.STATS, mmi.stats)
 

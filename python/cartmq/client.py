@@ -214,13 +214,13 @@ class Client:
         return {endpoint: None if frames is None else decode(frames)
                 for endpoint, frames in self._ask_each(service).items()}
 
-    def services(self) -> Any:
+    def services(self) -> mmi.Services:
         """mmi.services: a list of {"name", "workers", "idle", "queued"}.
         With several endpoints, a dict {endpoint: list, or None if that
         broker did not answer}."""
         return self._mmi(mmi.SERVICES, mmi.services)
 
-    def stats(self) -> Any:
+    def stats(self) -> mmi.Stats:
         """mmi.stats: the broker's counters map (contract §3). With several
         endpoints, a dict {endpoint: map, or None if that broker did not
         answer}."""

@@ -1,7 +1,7 @@
 """The broker's own services (MMI, RFC 8, contract §3): what to send and
 how to read the answers, shared by the sync and asyncio clients."""
 
-from typing import Any, Dict, List
+from typing import Any, Dict, List, Optional, Union
 
 import msgpack
 
@@ -13,6 +13,11 @@ STATS = b"mmi.stats"
 #  mmi.services and mmi.stats take no body, but a request carries at
 #  least one body frame (RFC 7): an empty one.
 EMPTY_BODY = [b""]
+
+#  What services() and stats() return: the value from one broker, or with
+#  several endpoints {endpoint: value, or None if that broker gave none}.
+Services = Union[List[Dict[str, Any]], Dict[str, Optional[List[Dict[str, Any]]]]]
+Stats = Union[Dict[str, Any], Dict[str, Optional[Dict[str, Any]]]]
 
 
 def _one_value(frames: List[bytes], name: bytes) -> Any:

@@ -437,7 +437,7 @@ def bench(run_cli, endpoint, service):
 def test_python_inventory_worker_serves_the_client_and_a_bench_beside_the_c_echo_worker(
         start_broker, start_inventory, start_worker, run_cli):
     broker = start_broker()
-    start_inventory(broker.endpoint, "--concurrency", "16")
+    inventory_worker = start_inventory(broker.endpoint, "--concurrency", "16")
     with cartmq.Client(broker.endpoint, timeout_ms=RTT_MS) as client:
         assert inventory(client, op="set", sku="sku-1", count=5) == \
             {"status": 200, "sku": "sku-1", "count": 5}
@@ -450,6 +450,7 @@ def test_python_inventory_worker_serves_the_client_and_a_bench_beside_the_c_echo
         assert services(broker.endpoint)["inventory"]["workers"] == 1
 
     python = bench(run_cli, broker.endpoint, "inventory")
+    assert inventory_worker.stop(signal.SIGINT) == 0, inventory_worker.log_tail()
     start_worker(broker.endpoint, None, "--echo", "--service", "echo", "--concurrency", "16")
     echo = bench(run_cli, broker.endpoint, "echo")
     print("\nbench 4 clients x window 8, 32-byte bodies: Python inventory worker "
@@ -472,6 +473,33 @@ def test_python_worker_reregisters_after_a_broker_restart_and_stops_on_sigterm(
     assert worker.stop_seconds < STOP_S
     assert wait_until(lambda: unlisted(broker.endpoint, "inventory"), bound(2))
     assert "service=inventory reason=disconnect" in broker.stderr_text()
+
+
+def test_python_worker_registers_once_with_each_broker_and_serves_both(start_broker):
+    brokers = [start_broker(), start_broker()]
+    endpoints = [broker.endpoint for broker in brokers]
+
+    async def shout(frames):
+        return [frame.upper() for frame in frames]
+
+    worker = ThreadWorker(",".join(endpoints), "shout", shout, concurrency=8,
+                          heartbeat_ms=HB_MS)
+    try:
+        for endpoint in endpoints:
+            assert wait_workers(endpoint, "shout", 1, START_S)
+        with cartmq.Client(endpoints, timeout_ms=RTT_MS) as client:
+            assert [client.call("shout", b"hi %d" % n) for n in range(4)] == \
+                [[b"HI %d" % n] for n in range(4)]
+            listing = client.services()
+        assert {endpoint: [(entry["name"], entry["workers"]) for entry in entries]
+                for endpoint, entries in listing.items()} == \
+            {endpoint: [("shout", 1)] for endpoint in endpoints}
+        for endpoint in endpoints:
+            assert stats(endpoint)["services"][0]["requests"] == 2
+    finally:
+        worker.stop()
+    for endpoint in endpoints:
+        assert wait_until(lambda: unlisted(endpoint, "shout"), bound(2))
 
 
 class FakeBroker:
