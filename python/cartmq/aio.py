@@ -6,9 +6,12 @@ could not be told apart when one of them times out. Each attempt therefore
 takes a DEALER socket of its own from a small pool per broker: after a
 reply the socket goes back to the pool (at most ``max_idle`` are kept per
 broker), and a socket whose attempt timed out or was cancelled is closed,
-never reused, so a late reply can only ever reach a closed socket. The
-broker choice follows the same failover rules as the sync client
-(``cartmq.failover``). Use a client from one event loop.
+never reused, so a late reply can only ever reach a closed socket. At most
+``max_in_flight`` attempts hold a socket at once (each is a connection and
+file descriptors); further calls wait for one to finish, and their
+timeout counts only from when they are sent. The broker choice follows the
+same failover rules as the sync client (``cartmq.failover``). Use a client
+from one event loop.
 """
 
 import asyncio
@@ -28,12 +31,16 @@ from .failover import Failover
 class Client:
     """An asyncio client of one or several cartmq brokers; the arguments
     are those of ``cartmq.Client``, plus max_idle: sockets kept open per
-    broker between calls."""
+    broker between calls, and max_in_flight: attempts under way at once
+    (calls beyond it wait their turn)."""
 
     def __init__(self, endpoints: Endpoints = None, timeout_ms: int = 2500,
                  retries: int = 2, curve: Optional[Curve] = None,
                  context: Optional[zmq.asyncio.Context] = None,
-                 max_idle: int = 32) -> None:
+                 max_idle: int = 32, max_in_flight: int = 256) -> None:
+        if isinstance(max_in_flight, bool) or not isinstance(max_in_flight, int) \
+                or max_in_flight < 1:
+            raise ValueError("max_in_flight is a positive integer: %r" % (max_in_flight,))
         self._settings = Settings(endpoints, timeout_ms, retries, curve)
         self.endpoints = self._settings.endpoints
         self._own_context = context is None
@@ -41,6 +48,7 @@ class Client:
         self._idle: List[List[zmq.asyncio.Socket]] = [[] for _ in self.endpoints]
         self._busy: set = set()
         self._max_idle = max(0, max_idle)
+        self._slots = asyncio.Semaphore(max_in_flight)
         self._failover = Failover(len(self.endpoints), self._settings.timeout_s)
         self._closed = False
         try:
@@ -109,6 +117,10 @@ class Client:
     async def _attempt(self, index: int, request: List[bytes]) -> Optional[List[bytes]]:
         """The reply from broker index on a socket of this attempt's own,
         or None after the timeout."""
+        async with self._slots:
+            return await self._attempt_on(index, request)
+
+    async def _attempt_on(self, index: int, request: List[bytes]) -> Optional[List[bytes]]:
         sock = self._take(index)
         reply = None
         try:

@@ -136,6 +136,8 @@ def test_bad_arguments_are_refused_at_once():
             cartmq.Client(**kwargs)
         with pytest.raises(ValueError):
             cartmq.aio.Client(**kwargs)
+    with pytest.raises(ValueError):
+        cartmq.aio.Client(max_in_flight=0)
     for kwargs in ({"concurrency": 0}, {"concurrency": 1001}, {"heartbeat_ms": 0},
                    {"service": "mmi.x"}, {"service": ""}, {"endpoints": "nowhere"}):
         arguments = {"endpoints": "tcp://127.0.0.1:1", "service": "x",
