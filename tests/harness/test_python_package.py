@@ -104,29 +104,38 @@ def test_failover_rules_round_robin_backoff_and_all_down():
     now = [100.0]
     rules = Failover(3, 0.4, clock=lambda: now[0])
     assert [rules.first() for _ in range(4)] == [0, 1, 2, 0]
-    #  A timeout on 1 marks it down for max(timeout, 1 s): calls skip it,
-    #  and the retry goes to the next broker up.
+    #  A timeout on 1 marks it down for max(timeout, 1 s); the retry goes
+    #  to the next broker up, and the calls after it go on from there,
+    #  skipping 1 until its backoff ends.
     rules.on_timeout(1)
     assert rules.next(1) == 2
-    assert [rules.first() for _ in range(3)] == [2, 0, 2]
+    assert [rules.first() for _ in range(3)] == [0, 2, 0]
     now[0] += 1.0
-    assert rules.first() == 0 and rules.first() == 1
+    assert rules.first() == 1 and rules.first() == 2
     #  Backoff doubles (the first timeout above took 1 s) to 30 s; a reply
     #  resets it.
     for expected in (2, 4, 8, 16, 30, 30):
         rules.on_timeout(1)
         assert rules.down_until[1] - now[0] == expected
     rules.on_reply(1)
+    assert not rules.is_down(1)
     rules.on_timeout(1)
     assert rules.down_until[1] - now[0] == 1
-    #  All down: the one whose backoff ends first.
-    rules.on_timeout(0)
-    rules.on_timeout(0)
+    #  None up: a call starts at the broker whose backoff ends first, its
+    #  retry goes to the other one whose backoff ends first.
+    now[0] += 0.25
     rules.on_timeout(2)
+    rules.on_timeout(0)
+    rules.on_timeout(0)
     now[0] += 0.5
-    assert rules.first() == 1 and rules.next(1) == 1
-    rules.on_timeout(1)
-    assert rules.next(1) == 2
+    assert all(rules.is_down(index) for index in range(3))
+    assert rules.first() == 1 and rules.next(1) == 2 and rules.next(2) == 1
+    #  One broker: the retry goes to it; a timeout over 30 s is the
+    #  smallest backoff and the largest.
+    alone = Failover(1, 40.0, clock=lambda: now[0])
+    alone.on_timeout(0)
+    alone.on_timeout(0)
+    assert alone.next(0) == 0 and alone.down_until[0] - now[0] == 40
 
 
 def test_bad_arguments_are_refused_at_once():
