@@ -459,6 +459,13 @@ def test_python_inventory_worker_serves_the_client_and_a_bench_beside_the_c_echo
         assert inventory(client, op="fly")["status"] == 400
         assert client.call("inventory", b"ping", b"two") == [b"ping", b"two"]
         assert services(broker.endpoint)["inventory"]["workers"] == 1
+    #  The same service through the generic CLI command: JSON in, JSON out
+    result = run_cli(broker.endpoint, "call", "inventory",
+                     '{"op": "take", "sku": "sku-1", "count": 1}')
+    assert result.returncode == 0, result.stderr
+    assert json.loads(result.stdout) == {"status": 200, "sku": "sku-1", "count": 2}
+    result = run_cli(broker.endpoint, "call", "inventory", '{"op": "list"}')
+    assert json.loads(result.stdout) == {"status": 200, "stock": {"sku-1": 2}}
 
     python = bench(run_cli, broker.endpoint, "inventory")
     assert inventory_worker.stop(signal.SIGINT) == 0, inventory_worker.log_tail()
