@@ -19,8 +19,9 @@ struct _cart_store_t {
     redisContext *redis;  //  NULL while disconnected
     char sha[CART_COMMAND_SHA_BYTES + 1];  //  cart.lua as SCRIPT LOAD named it
     int64_t next_attempt_ms;               //  no connect attempt before this
-    bool is_down;      //  a failure was logged, no success since
-    char reason[200];  //  why the last connect failed
+    bool is_down;       //  a failure was logged, no success since
+    char reason[200];   //  why the last connect failed
+    int wait_replicas;  //  WAIT for this many replicas after mutations
 };
 
 //  -------------------------------------------------------------------------
@@ -42,6 +43,14 @@ cart_store_new (const redis_url_t *url, int timeout_ms)
     self->url = *url;
     self->timeout_ms = timeout_ms;
     return self;
+}
+
+void
+cart_store_set_wait (cart_store_t *self, int replicas)
+{
+    assert (self);
+    assert (replicas >= 0);
+    self->wait_replicas = replicas;
 }
 
 void

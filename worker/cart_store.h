@@ -33,6 +33,11 @@ typedef struct _cart_store_t cart_store_t;
 //  timeout_ms bounds every connect, write and read.
 cart_store_t *cart_store_new (const redis_url_t *url, int timeout_ms);
 
+//  With replicas > 0 every batch holding a mutation ends with Redis WAIT:
+//  a mutation is answered 200 only once that many replicas have it, else
+//  504 (contract §7). 0 (the default) sends no WAIT.
+void cart_store_set_wait (cart_store_t *self, int replicas);
+
 //  Closes the connection and frees the store. Safe twice.
 void cart_store_destroy (cart_store_t **self_p);
 
