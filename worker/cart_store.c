@@ -12,6 +12,8 @@
 #include "cart_reply.h"
 #include "cart_store.h"
 #include "cartmq/log.h"
+#include "redis_cluster_store.h"
+#include "redis_sentinel.h"
 
 struct _cart_store_t {
     redis_url_t url;      //  where Redis is
@@ -22,6 +24,13 @@ struct _cart_store_t {
     bool is_down;       //  a failure was logged, no success since
     char reason[200];   //  why the last connect failed
     int wait_replicas;  //  WAIT for this many replicas after mutations
+    char host[REDIS_URL_MAX_HOST_BYTES + 1];  //  TCP: where we connect
+    int port;                                 //  (Sentinel: as named)
+    bool is_demoted;  //  a READONLY answer in this batch (Sentinel)
+    //  Set by a cluster store for one batch on one of its nodes:
+    redis_cluster_error_t *cluster_errors;  //  per request, or NULL
+    bool is_asking;                         //  ASKING before each command
+    redis_cluster_store_t *cluster;         //  redis-cluster://: all goes there
 };
 
 //  -------------------------------------------------------------------------
@@ -42,6 +51,10 @@ cart_store_new (const redis_url_t *url, int timeout_ms)
     cart_store_t *self = (cart_store_t *) zmalloc (sizeof (cart_store_t));
     self->url = *url;
     self->timeout_ms = timeout_ms;
+    strcpy (self->host, url->host);
+    self->port = url->port;
+    if (url->kind == REDIS_URL_CLUSTER)
+        self->cluster = redis_cluster_store_new (url, timeout_ms);
     return self;
 }
 
@@ -51,6 +64,8 @@ cart_store_set_wait (cart_store_t *self, int replicas)
     assert (self);
     assert (replicas >= 0);
     self->wait_replicas = replicas;
+    if (self->cluster)
+        redis_cluster_store_set_wait (self->cluster, replicas);
 }
 
 void
@@ -61,6 +76,7 @@ cart_store_destroy (cart_store_t **self_p)
     if (self) {
         if (self->redis)
             redisFree (self->redis);
+        redis_cluster_store_destroy (&self->cluster);
         //  The password must not outlive the store in freed memory.
         memset (&self->url, 0, sizeof (self->url));
         free (self);
@@ -138,7 +154,29 @@ s_load_script (cart_store_t *self, char *reason, size_t reason_size)
     return rc;
 }
 
-//  AUTH, SELECT and SCRIPT LOAD on a fresh connection.
+//  A master the sentinels named may be one no longer (their news lags a
+//  failover): ROLE must say master before we write.
+static int
+s_check_master (cart_store_t *self, char *reason, size_t reason_size)
+{
+    const char *argv[] = { "ROLE" };
+    size_t sizes[] = { 4 };
+    redisReply *answer = NULL;
+    if (s_command (self->redis, 1, argv, sizes, REDIS_REPLY_ARRAY, &answer,
+                   reason, reason_size))
+        return -1;
+    bool is_master = answer->elements > 0 &&
+                     answer->element[0]->type == REDIS_REPLY_STRING &&
+                     strcmp (answer->element[0]->str, "master") == 0;
+    freeReplyObject (answer);
+    if (!is_master)
+        snprintf (reason, reason_size,
+                  "%.100s:%d named by the sentinels is not a master (ROLE)",
+                  self->host, self->port);
+    return is_master ? 0 : -1;
+}
+
+//  AUTH, SELECT, ROLE (Sentinel) and SCRIPT LOAD on a fresh connection.
 static int
 s_prepare (cart_store_t *self, char *reason, size_t reason_size)
 {
@@ -171,6 +209,9 @@ s_prepare (cart_store_t *self, char *reason, size_t reason_size)
                        reason_size))
             return -1;
     }
+    if (self->url.kind == REDIS_URL_SENTINEL &&
+        s_check_master (self, reason, reason_size))
+        return -1;
     return s_load_script (self, reason, reason_size);
 }
 
@@ -184,10 +225,31 @@ s_is_closed_by_peer (redisContext *redis)
     return poll (&item, 1, 0) > 0 && item.revents != 0;
 }
 
+//  A fresh connection to where Redis is now (Sentinel: asks the
+//  sentinels first), or NULL with reason.
+static redisContext *
+s_open (cart_store_t *self, char *reason, size_t reason_size)
+{
+    struct timeval tv = s_timeval (self->timeout_ms);
+    if (self->url.kind == REDIS_URL_SENTINEL &&
+        redis_sentinel_master (&self->url, self->timeout_ms, self->host,
+                               &self->port, reason, reason_size))
+        return NULL;
+    redisContext *redis =
+      self->url.kind == REDIS_URL_UNIX
+        ? redisConnectUnixWithTimeout (self->url.path, tv)
+        : redisConnectWithTimeout (self->host, self->port, tv);
+    if (!redis)
+        snprintf (reason, reason_size, "connect: out of memory");
+    return redis;
+}
+
 int
 cart_store_connect (cart_store_t *self)
 {
     assert (self);
+    if (self->cluster)
+        return redis_cluster_store_connect (self->cluster);
     if (self->redis && s_is_closed_by_peer (self->redis)) {
         cmq_log_info ("redis closed the connection, reconnecting");
         redisFree (self->redis);
@@ -198,25 +260,40 @@ cart_store_connect (cart_store_t *self)
         return 0;
     if (zclock_mono () < self->next_attempt_ms)
         return -1;
-    struct timeval tv = s_timeval (self->timeout_ms);
-    self->redis =
-      self->url.kind == REDIS_URL_UNIX
-        ? redisConnectUnixWithTimeout (self->url.path, tv)
-        : redisConnectWithTimeout (self->url.host, self->url.port, tv);
     char reason[200];
+    self->redis = s_open (self, reason, sizeof (reason));
     if (!self->redis)
-        snprintf (reason, sizeof (reason), "connect: out of memory");
+        ;  //  reason says why
     else if (self->redis->err)
-        snprintf (reason, sizeof (reason), "connect: %s", self->redis->errstr);
+        snprintf (reason, sizeof (reason), "connect %.100s:%d: %.80s",
+                  self->host, self->port, self->redis->errstr);
     else if (s_prepare (self, reason, sizeof (reason)) == 0) {
         char where[400];
         redis_url_describe (&self->url, where, sizeof (where));
-        cmq_log_info ("redis connected url=%s", where);
+        if (self->url.kind == REDIS_URL_SENTINEL)
+            cmq_log_info ("redis connected url=%s master=%s:%d", where,
+                          self->host, self->port);
+        else
+            cmq_log_info ("redis connected url=%s", where);
         self->is_down = false;
         return 0;
     }
     s_drop (self, reason);
     return -1;
+}
+
+bool
+cart_store_is_connected (const cart_store_t *self)
+{
+    assert (self);
+    return self->redis != NULL;
+}
+
+const char *
+cart_store_reason (const cart_store_t *self)
+{
+    assert (self);
+    return self->reason;
 }
 
 //  -------------------------------------------------------------------------
@@ -244,30 +321,137 @@ s_is_noscript (const redisReply *answer)
 }
 
 //  Appends the commands for requests[pending[0..count-1]] to the output
-//  buffer and notes in ends[] where each ends there: after a failed write,
-//  the commands that begin before the bytes written reached Redis. On
-//  failure (out of memory) answers them all 503 and returns -1.
+//  buffer (each after an ASKING when the cluster store asks for it) and
+//  notes in ends[] where each ends there: after a failed write, the
+//  commands that begin before the bytes written reached Redis. With
+//  --redis-wait a WAIT follows when the batch holds a mutation (*has_wait).
+//  On failure (out of memory) answers them all 503 and returns -1.
 static int
 s_append (cart_store_t *self, const cmq_cart_request_t *const *requests,
           cmq_cart_reply_t *replies, const size_t *pending, size_t count,
-          size_t *ends)
+          size_t *ends, bool *has_wait)
 {
     redisContext *redis = self->redis;
     cart_command_t command;
-    for (size_t index = 0; index < count; index++) {
-        cart_command_build (&command, requests[pending[index]], self->sha);
-        if (redisAppendCommandArgv (redis, command.argc, command.argv,
-                                    command.sizes) != REDIS_OK) {
-            //  Nothing written yet: the buffer goes with the connection.
-            s_drop (self, "out of memory");
-            for (index = 0; index < count; index++)
-                cart_reply_unavailable (&replies[pending[index]],
-                                        "out of memory");
-            return -1;
-        }
+    bool has_mutation = false;
+    int rc = REDIS_OK;
+    for (size_t index = 0; index < count && rc == REDIS_OK; index++) {
+        const cmq_cart_request_t *request = requests[pending[index]];
+        has_mutation |= cmq_cart_method_is_mutation (request->method);
+        cart_command_build (&command, request, self->sha);
+        if (self->is_asking)
+            rc = redisAppendCommand (redis, "ASKING");
+        if (rc == REDIS_OK)
+            rc = redisAppendCommandArgv (redis, command.argc, command.argv,
+                                         command.sizes);
         ends[index] = sdslen (redis->obuf);
     }
-    return 0;
+    *has_wait = has_mutation && self->wait_replicas > 0;
+    if (rc == REDIS_OK && *has_wait)
+        //  WAIT blocks at most half our timeout: its answer must still
+        //  come back inside the socket timeout.
+        rc = redisAppendCommand (redis, "WAIT %d %d", self->wait_replicas,
+                                 self->timeout_ms / 2 + 1);
+    if (rc == REDIS_OK)
+        return 0;
+    //  Nothing written yet: the buffer goes with the connection.
+    s_drop (self, "out of memory");
+    for (size_t index = 0; index < count; index++)
+        cart_reply_unavailable (&replies[pending[index]], "out of memory");
+    return -1;
+}
+
+//  An error answer for requests[index]: a cluster node's redirect or
+//  refusal goes to the cluster store; READONLY from a Sentinel master
+//  means it was demoted, so the batch ends by dropping it.
+static void
+s_note_error (cart_store_t *self, const redisReply *answer, size_t index)
+{
+    if (self->cluster_errors)
+        redis_cluster_parse_error (answer->str, answer->len, self->host,
+                                   &self->cluster_errors[index]);
+    else if (self->url.kind == REDIS_URL_SENTINEL && answer->len >= 8 &&
+             memcmp (answer->str, "READONLY", 8) == 0)
+        self->is_demoted = true;
+}
+
+//  Turns the answered mutations among requests[pending[0..count-1]] that
+//  succeeded into 504s: Redis applied them but fewer replicas than
+//  --redis-wait confirmed it, so losing the master could lose them.
+static void
+s_unconfirmed (const cmq_cart_request_t *const *requests,
+               cmq_cart_reply_t *replies, const size_t *pending, size_t count,
+               const char *reason)
+{
+    for (size_t done = 0; done < count; done++) {
+        cmq_cart_reply_t *reply = &replies[pending[done]];
+        if (reply->status == CMQ_CART_OK &&
+            cmq_cart_method_is_mutation (requests[pending[done]]->method))
+            cart_reply_set_error (
+              reply, CMQ_CART_OUTCOME_UNKNOWN,
+              "outcome unknown: applied on the master but %s; retry with "
+              "the same request_id",
+              reason);
+    }
+}
+
+//  Reads WAIT's answer after a batch: NULL when enough replicas have the
+//  batch, else why not (answered mutations then get 504).
+static const char *
+s_read_wait (cart_store_t *self, const char **failure, char *why,
+             size_t why_size)
+{
+    redisReply *answer = NULL;
+    if (redisGetReply (self->redis, (void **) &answer) != REDIS_OK || !answer) {
+        *failure = s_failure (self);
+        return "no replica count came back";
+    }
+    long long replicas =
+      answer->type == REDIS_REPLY_INTEGER ? answer->integer : -1;
+    freeReplyObject (answer);
+    if (replicas >= self->wait_replicas)
+        return NULL;
+    snprintf (why, why_size, "%lld of %d replicas confirmed it",
+              replicas < 0 ? 0 : replicas, self->wait_replicas);
+    return why;
+}
+
+//  Reads the answers for requests[pending[0..count-1]]; *done counts them.
+//  With is_asking each answer follows ASKING's, which is skipped.
+static const char *
+s_read_answers (cart_store_t *self, const cmq_cart_request_t *const *requests,
+                cmq_cart_reply_t *replies, const size_t *pending, size_t count,
+                size_t *retry, size_t *retry_count, int64_t deadline_ms,
+                size_t *done)
+{
+    redisContext *redis = self->redis;
+    while (*done < count) {
+        redisReply *answer = NULL;
+        for (int skip = self->is_asking ? 1 : 0; skip >= 0; skip--) {
+            if (answer)
+                freeReplyObject (answer);
+            answer = NULL;
+            if (redisGetReply (redis, (void **) &answer) != REDIS_OK || !answer)
+                return s_failure (self);
+        }
+        size_t index = pending[*done];
+        bool is_replayed = false;
+        if (answer->type == REDIS_REPLY_ERROR)
+            s_note_error (self, answer, index);
+        if (retry && s_is_noscript (answer))
+            retry[(*retry_count)++] = index;
+        else
+            cart_reply_from_redis (requests[index], answer, &replies[index],
+                                   &is_replayed);
+        freeReplyObject (answer);
+        if (is_replayed)
+            cmq_log_debug ("request_id replayed method=%s",
+                           cmq_cart_method_name (requests[index]->method));
+        (*done)++;
+        if (*done < count && zclock_mono () > deadline_ms)
+            return "batch took too long";
+    }
+    return NULL;
 }
 
 //  Sends the commands for requests[pending[0..count-1]] as one pipeline and
@@ -285,36 +469,27 @@ s_pipeline (cart_store_t *self, const cmq_cart_request_t *const *requests,
 {
     redisContext *redis = self->redis;
     size_t start = sdslen (redis->obuf);
-    if (s_append (self, requests, replies, pending, count, ends))
+    bool has_wait = false;
+    if (s_append (self, requests, replies, pending, count, ends, &has_wait))
         return;
+    size_t total = sdslen (redis->obuf);
     const char *failure = NULL;
     int is_written = 0;
     while (!is_written && !failure)
         if (redisBufferWrite (redis, &is_written) != REDIS_OK)
             failure = s_failure (self);
-    size_t written = ends[count - 1] - sdslen (redis->obuf);
+    size_t written = total - sdslen (redis->obuf);
     size_t done = 0;
-    while (done < count && !failure) {
-        redisReply *answer = NULL;
-        if (redisGetReply (redis, (void **) &answer) != REDIS_OK || !answer) {
-            failure = s_failure (self);
-            break;
-        }
-        size_t index = pending[done];
-        bool is_replayed = false;
-        if (retry && s_is_noscript (answer))
-            retry[(*retry_count)++] = index;
-        else
-            cart_reply_from_redis (requests[index], answer, &replies[index],
-                                   &is_replayed);
-        freeReplyObject (answer);
-        if (is_replayed)
-            cmq_log_debug ("request_id replayed method=%s",
-                           cmq_cart_method_name (requests[index]->method));
-        done++;
-        if (done < count && zclock_mono () > deadline_ms)
-            failure = "batch took too long";
-    }
+    if (!failure)
+        failure = s_read_answers (self, requests, replies, pending, count,
+                                  retry, retry_count, deadline_ms, &done);
+    const char *short_of = NULL;
+    char why[80];
+    if (has_wait)
+        short_of = failure ? "no replica count came back"
+                           : s_read_wait (self, &failure, why, sizeof (why));
+    if (short_of)
+        s_unconfirmed (requests, replies, pending, done, short_of);
     if (failure) {
         char reason[200];
         snprintf (reason, sizeof (reason), "%s", failure);
@@ -327,14 +502,10 @@ s_pipeline (cart_store_t *self, const cmq_cart_request_t *const *requests,
     }
 }
 
-void
-cart_store_execute (cart_store_t *self,
-                    const cmq_cart_request_t *const *requests,
-                    cmq_cart_reply_t *replies, size_t count)
+static void
+s_execute (cart_store_t *self, const cmq_cart_request_t *const *requests,
+           cmq_cart_reply_t *replies, size_t count)
 {
-    assert (self);
-    if (count == 0)
-        return;
     if (cart_store_connect (self)) {
         for (size_t i = 0; i < count; i++)
             cart_reply_unavailable (&replies[i], self->reason);
@@ -370,4 +541,43 @@ cart_store_execute (cart_store_t *self,
         }
     }
     free (pending);
+}
+
+void
+cart_store_execute (cart_store_t *self,
+                    const cmq_cart_request_t *const *requests,
+                    cmq_cart_reply_t *replies, size_t count)
+{
+    assert (self);
+    if (count == 0)
+        return;
+    if (self->cluster) {
+        redis_cluster_store_execute (self->cluster, requests, replies, count);
+        return;
+    }
+    s_execute (self, requests, replies, count);
+    if (self->is_demoted) {
+        //  Sentinel demoted our master: never write to it again; the next
+        //  batch asks the sentinels where the master is now.
+        self->is_demoted = false;
+        if (self->redis)
+            s_drop (self, "the master answered READONLY: it was demoted");
+        self->next_attempt_ms = 0;
+    }
+}
+
+void
+cart_store_execute_routed (cart_store_t *self,
+                           const cmq_cart_request_t *const *requests,
+                           cmq_cart_reply_t *replies, size_t count,
+                           redis_cluster_error_t *errors, bool is_asking)
+{
+    assert (self && errors);
+    if (count == 0)
+        return;
+    self->cluster_errors = errors;
+    self->is_asking = is_asking;
+    s_execute (self, requests, replies, count);
+    self->cluster_errors = NULL;
+    self->is_asking = false;
 }

@@ -20,9 +20,11 @@
 #ifndef CART_STORE_H
 #define CART_STORE_H
 
+#include <stdbool.h>
 #include <stddef.h>
 
 #include "cartmq/cart_codec.h"
+#include "redis_cluster.h"
 #include "redis_url.h"
 
 #define CART_STORE_RECONNECT_MS 200
@@ -53,5 +55,21 @@ int cart_store_connect (cart_store_t *self);
 void cart_store_execute (cart_store_t *self,
                          const cmq_cart_request_t *const *requests,
                          cmq_cart_reply_t *replies, size_t count);
+
+//  True while the store holds a connection (after a failure it has none
+//  until the next connect).
+bool cart_store_is_connected (const cart_store_t *self);
+
+//  Why the last connect or call failed.
+const char *cart_store_reason (const cart_store_t *self);
+
+//  For a Redis Cluster store's node (redis_cluster_store.c): runs the
+//  batch like cart_store_execute and reads every error answer into
+//  errors[i] for requests[i] (MOVED, ASK, TRYAGAIN, ...; zeroed on entry
+//  by the caller), each command after an ASKING when is_asking.
+void cart_store_execute_routed (cart_store_t *self,
+                                const cmq_cart_request_t *const *requests,
+                                cmq_cart_reply_t *replies, size_t count,
+                                redis_cluster_error_t *errors, bool is_asking);
 
 #endif
