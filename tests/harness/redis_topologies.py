@@ -238,6 +238,18 @@ class ClusterTopology(Topology):
                 result.append(server)
         return result
 
+    def slot_ranges(self, master):
+        """[(start, end)] of the slots master serves."""
+        node_id = master.client().execute_command("CLUSTER", "MYID").decode()
+        ranges = []
+        for entry in master.client().execute_command("CLUSTER", "SLOTS"):
+            if entry[2][2].decode() == node_id:
+                ranges.append((int(entry[0]), int(entry[1])))
+        return sorted(ranges)
+
+    def node_id(self, server):
+        return server.client().execute_command("CLUSTER", "MYID").decode()
+
     def replica_of(self, master):
         node_id = master.client().execute_command("CLUSTER", "MYID").decode()
         for server in self.alive_servers():
@@ -262,9 +274,10 @@ class CartStream:
     adds never acknowledged, and when each 200 came.
     """
 
-    def __init__(self, endpoint, users, prefix, give_up_s=20.0, retry_pause_s=0.05):
+    def __init__(self, endpoint, users, prefix="", give_up_s=20.0, retry_pause_s=0.05):
         self.endpoint = endpoint
-        self.users = ["%s-%d" % (prefix, i) for i in range(users)]
+        self.users = (list(users) if not isinstance(users, int)
+                      else ["%s-%d" % (prefix, i) for i in range(users)])
         self.give_up_s = give_up_s
         self.retry_pause_s = retry_pause_s
         self.statuses = {}
