@@ -5,7 +5,7 @@ set -euo pipefail
 
 packages=(build-essential cmake pkg-config clang clang-format valgrind
     libzmq3-dev libczmq-dev libmsgpack-dev libhiredis-dev libcmocka-dev
-    redis-server python3 python3-zmq python3-msgpack python3-redis
+    redis-server redis-sentinel redis-tools python3 python3-zmq python3-msgpack python3-redis
     python3-pytest tshark)
 
 missing=()
