@@ -284,6 +284,8 @@ class CartStream:
         self.acked = {}
         self.unacked = {}
         self.ok_times = []
+        self.fail_times = []
+        self.errors = {}   # a few distinct error texts per status
         self.retries_max = 0
         self.failed_calls = 0
         self._stop = threading.Event()
@@ -318,6 +320,13 @@ class CartStream:
                 self.statuses[status] = self.statuses.get(status, 0) + 1
                 if status == 200:
                     self.ok_times.append(time.monotonic())
+                elif status in (None, 503, 504):
+                    self.fail_times.append(time.monotonic())
+                if reply and status != 200:
+                    seen = self.errors.setdefault(status, [])
+                    text = reply.get("error", "")[:100]
+                    if len(seen) < 3 and text not in seen:
+                        seen.append(text)
             if status not in (None, 503, 504) or time.monotonic() > deadline:
                 self.retries_max = max(self.retries_max, attempts - 1)
                 if status != 200:
@@ -349,6 +358,20 @@ class CartStream:
         with self._lock:
             return sorted(t for t in self.ok_times if t > moment)
 
+    def last_failure(self):
+        with self._lock:
+            return max(self.fail_times) if self.fail_times else None
+
+    def recovered_after(self, moment):
+        """(first failure after moment, first 200 after that failure), or
+        (None, None) when nothing failed after moment."""
+        with self._lock:
+            fails = sorted(t for t in self.fail_times if t > moment)
+            if not fails:
+                return None, None
+            oks = sorted(t for t in self.ok_times if t > fails[0])
+            return fails[0], (oks[0] if oks else None)
+
     def count(self, status):
         with self._lock:
             return self.statuses.get(status, 0)
@@ -373,9 +396,9 @@ class CartStream:
         return lost, doubled
 
     def summary(self):
-        return ("steps=%d statuses=%s max_retries=%d failed_calls=%d"
+        return ("steps=%d statuses=%s max_retries=%d failed_calls=%d errors=%s"
                 % (self.steps, dict(sorted(self.statuses.items(), key=str)),
-                   self.retries_max, self.failed_calls))
+                   self.retries_max, self.failed_calls, self.errors))
 
 
 def kill(node):

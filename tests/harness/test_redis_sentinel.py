@@ -122,7 +122,8 @@ def test_master_killed_mid_stream_loses_no_acknowledged_add(sentinel, start_brok
     named = time.monotonic()
     _stream_until(stream, 60, 30)
     stream.stop()
-    first_ok = stream.oks_after(killed_at)[0]
+    first_fail, first_ok = stream.recovered_after(killed_at)
+    assert first_ok is not None, stream.summary()
     lost, doubled = stream.check_carts(broker.endpoint)
     failures = {status: stream.count(status) - before[status] for status in before}
     print("\nsentinel master SIGKILL: sentinels named a new master after %.2f s, "
