@@ -1,7 +1,6 @@
 //  redis_cluster.c - the pure part of speaking to a Redis Cluster
 
 #include <assert.h>
-#include <stdarg.h>
 #include <stdio.h>
 #include <string.h>
 
@@ -64,21 +63,6 @@ redis_cluster_map_node (redis_cluster_map_t *map, const char *host, int port)
     return (int) map->node_count++;
 }
 
-static int s_fail (char *error, size_t error_size, const char *format, ...)
-  __attribute__ ((format (printf, 3, 4)));
-
-static int
-s_fail (char *error, size_t error_size, const char *format, ...)
-{
-    if (error && error_size > 0) {
-        va_list args;
-        va_start (args, format);
-        vsnprintf (error, error_size, format, args);
-        va_end (args);
-    }
-    return -1;
-}
-
 //  One [start, end, [host, port, ...], replicas...] entry: its master's
 //  node index in *node, its range in *start and *end.
 static int
@@ -114,21 +98,27 @@ redis_cluster_map_update (redis_cluster_map_t *map, const redisReply *answer,
                           const char *answered_host, char *error,
                           size_t error_size)
 {
-    assert (map && answer && answered_host);
-    if (answer->type == REDIS_REPLY_ERROR)
-        return s_fail (error, error_size, "CLUSTER SLOTS: %.120s%s",
-                       answer->str, answer->len > 120 ? "..." : "");
-    if (answer->type != REDIS_REPLY_ARRAY)
-        return s_fail (error, error_size, "CLUSTER SLOTS: not a slot list");
+    assert (map && answer && answered_host && error && error_size > 0);
+    if (answer->type == REDIS_REPLY_ERROR) {
+        snprintf (error, error_size, "CLUSTER SLOTS: %.120s%s", answer->str,
+                  answer->len > 120 ? "..." : "");
+        return -1;
+    }
+    if (answer->type != REDIS_REPLY_ARRAY) {
+        snprintf (error, error_size, "CLUSTER SLOTS: not a slot list");
+        return -1;
+    }
     //  Parse everything before changing anything: a bad answer leaves the
     //  map as it was (new nodes aside, which are harmless).
     for (size_t i = 0; i < answer->elements; i++) {
         int node;
         long long start, end;
         if (s_parse_range (map, answer->element[i], answered_host, &node,
-                           &start, &end))
-            return s_fail (error, error_size,
-                           "CLUSTER SLOTS: malformed entry %zu", i);
+                           &start, &end)) {
+            snprintf (error, error_size, "CLUSTER SLOTS: malformed entry %zu",
+                      i);
+            return -1;
+        }
     }
     int covered = 0;
     for (size_t i = 0; i < answer->elements; i++) {

@@ -56,6 +56,19 @@ redis_cluster_store_new (const redis_url_t *url, int timeout_ms)
     return self;
 }
 
+static void
+s_free_scratch (redis_cluster_store_t *self)
+{
+    free (self->routes);
+    free (self->errors);
+    free (self->group_errors);
+    free (self->todo);
+    free (self->group);
+    free (self->requests);
+    free (self->replies);
+    free (self->is_taken);
+}
+
 void
 redis_cluster_store_destroy (redis_cluster_store_t **self_p)
 {
@@ -65,14 +78,7 @@ redis_cluster_store_destroy (redis_cluster_store_t **self_p)
         for (size_t i = 0; i < REDIS_CLUSTER_MAX_NODES; i++)
             cart_store_destroy (&self->nodes[i]);
         free (self->map);
-        free (self->routes);
-        free (self->errors);
-        free (self->group_errors);
-        free (self->todo);
-        free (self->group);
-        free (self->requests);
-        free (self->replies);
-        free (self->is_taken);
+        s_free_scratch (self);
         memset (&self->url, 0, sizeof (self->url));
         free (self);
         *self_p = NULL;
@@ -209,14 +215,7 @@ s_reserve (redis_cluster_store_t *self, size_t count)
 {
     if (count <= self->capacity)
         return 0;
-    free (self->routes);
-    free (self->errors);
-    free (self->group_errors);
-    free (self->todo);
-    free (self->group);
-    free (self->requests);
-    free (self->replies);
-    free (self->is_taken);
+    s_free_scratch (self);
     self->routes = (s_route_t *) malloc (count * sizeof (s_route_t));
     self->errors =
       (redis_cluster_error_t *) malloc (count * sizeof (redis_cluster_error_t));

@@ -77,7 +77,9 @@ class RedisNode(Proc):
 
 def _server_args(port):
     return ["--port", port, "--bind", "127.0.0.1", "--save", "", "--appendonly", "no",
-            "--daemonize", "no", "--protected-mode", "no", "--logfile", ""]
+            "--daemonize", "no", "--protected-mode", "no", "--logfile", "",
+            #  A replica (re)joining syncs at once, not after the default 5 s.
+            "--repl-diskless-sync-delay", "0"]
 
 
 class Topology:
@@ -353,6 +355,12 @@ class CartStream:
                     self.steps += 1
         except Exception as error:  # noqa: BLE001 - reported by stop()
             self.error = error
+
+    def wait_oks(self, count, timeout):
+        """Waits until count more calls answered 200."""
+        before = self.count(200)
+        assert wait_until(lambda: self.count(200) >= before + count or self.error,
+                          timeout * support.SCALE), self.summary()
 
     def oks_after(self, moment):
         with self._lock:

@@ -24,12 +24,6 @@ def cluster3(tmp_path_factory):
     topology.stop()
 
 
-def _stream_until(stream, count, timeout):
-    before = stream.count(200)
-    assert wait_until(lambda: stream.count(200) >= before + count or stream.error,
-                      timeout * support.SCALE), stream.summary()
-
-
 def test_seed_not_in_cluster_mode_answers_503_naming_it(redis_server, start_broker,
                                                         start_worker):
     broker = start_broker()
@@ -84,7 +78,7 @@ def test_reshard_mid_stream_every_call_ends_200_and_carts_are_exact(
     start_worker(broker.endpoint, cluster3.url(), "--redis-wait", "1",
                  "--concurrency", "4")
     stream = CartStream(broker.endpoint, users).start()
-    _stream_until(stream, 40, 20)
+    stream.wait_oks(40, 20)
     began = time.monotonic()
     result = subprocess.run(
         [REDIS_CLI, "--cluster", "reshard", "127.0.0.1:%d" % source.port,
@@ -93,7 +87,7 @@ def test_reshard_mid_stream_every_call_ends_200_and_carts_are_exact(
         capture_output=True, text=True, timeout=120)
     took = time.monotonic() - began
     assert result.returncode == 0, result.stdout[-2000:] + result.stderr
-    _stream_until(stream, 40, 20)
+    stream.wait_oks(40, 20)
     stream.stop()
     on_target = sum(len(target.client().keys("cart:{%s}" % user)) for user in users[:6])
     lost, doubled = stream.check_carts(broker.endpoint)
@@ -118,7 +112,7 @@ def test_master_killed_its_replica_takes_over_and_no_add_is_lost(
     start_worker(broker.endpoint, cluster3.url(seeds=[victim.port, replica.port]),
                  "--redis-wait", "1", "--concurrency", "4")
     stream = CartStream(broker.endpoint, users).start()
-    _stream_until(stream, 40, 20)
+    stream.wait_oks(40, 20)
     before = {status: stream.count(status) for status in (503, 504, None)}
     killed_at = time.monotonic()
     kill(victim)
@@ -134,7 +128,7 @@ def test_master_killed_its_replica_takes_over_and_no_add_is_lost(
     assert wait_until(lambda: replica.client(1.0).info("replication").get(
         "connected_slaves") == 1, 30 * support.SCALE, interval=0.1)
     rejoined = time.monotonic()
-    _stream_until(stream, 60, 30)
+    stream.wait_oks(60, 30)
     stream.stop()
     lost, doubled = stream.check_carts(broker.endpoint)
     failures = {status: stream.count(status) - before[status] for status in before}

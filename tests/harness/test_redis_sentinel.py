@@ -72,30 +72,31 @@ def test_carts_go_to_the_master_the_sentinels_name(sentinel, start_broker, start
     assert master.execute_command("HGET", "cart:{s-alice}", "mug").startswith(b"2:")
 
 
-def _stream_until(stream, count, timeout):
-    before = stream.count(200)
-    assert wait_until(lambda: stream.count(200) >= before + count or stream.error,
-                      timeout * support.SCALE), stream.summary()
+def _stream(sentinel, start_broker, start_worker, wait, prefix):
+    """A broker, a worker with --redis-wait wait and a stream of 8 users
+    that has had 40 calls answered 200."""
+    sentinel.wait_settled()
+    broker = start_broker()
+    start_worker(broker.endpoint, sentinel.url(), "--redis-wait", str(wait),
+                 "--concurrency", "4")
+    stream = CartStream(broker.endpoint, users=8, prefix=prefix).start()
+    stream.wait_oks(40, 20)
+    return broker, stream
 
 
 def test_planned_failover_fails_no_call_and_loses_no_add(sentinel, start_broker,
                                                         start_worker):
-    sentinel.wait_settled()
-    broker = start_broker()
     #  WAIT for both replicas: an add acknowledged by the old master while
     #  the new one is already promoted cannot count the new one, so it is
     #  504 and retried, never acknowledged then lost.
-    start_worker(broker.endpoint, sentinel.url(), "--redis-wait", "2",
-                 "--concurrency", "4")
-    stream = CartStream(broker.endpoint, users=8, prefix="planned").start()
-    _stream_until(stream, 40, 20)
+    broker, stream = _stream(sentinel, start_broker, start_worker, 2, "planned")
     old = sentinel.master_port()
     began = time.monotonic()
     sentinel.sentinels[0].client().execute_command("SENTINEL", "FAILOVER", MASTER_NAME)
     assert wait_until(lambda: sentinel.master_port() not in (None, old),
                       20 * support.SCALE, interval=0.1), sentinel._view()
     named = time.monotonic()
-    _stream_until(stream, 60, 30)
+    stream.wait_oks(60, 30)
     stream.stop()
     lost, doubled = stream.check_carts(broker.endpoint)
     print("\nsentinel planned failover: new master named after %.2f s; %s; "
@@ -107,12 +108,7 @@ def test_planned_failover_fails_no_call_and_loses_no_add(sentinel, start_broker,
 
 def test_master_killed_mid_stream_loses_no_acknowledged_add(sentinel, start_broker,
                                                            start_worker):
-    sentinel.wait_settled()
-    broker = start_broker()
-    start_worker(broker.endpoint, sentinel.url(), "--redis-wait", "1",
-                 "--concurrency", "4")
-    stream = CartStream(broker.endpoint, users=8, prefix="killed").start()
-    _stream_until(stream, 40, 20)
+    broker, stream = _stream(sentinel, start_broker, start_worker, 1, "killed")
     old = sentinel.master_port()
     before = {status: stream.count(status) for status in (503, 504, None)}
     killed_at = time.monotonic()
@@ -120,7 +116,7 @@ def test_master_killed_mid_stream_loses_no_acknowledged_add(sentinel, start_brok
     assert wait_until(lambda: sentinel.master_port() not in (None, old),
                       30 * support.SCALE, interval=0.1), sentinel._view()
     named = time.monotonic()
-    _stream_until(stream, 60, 30)
+    stream.wait_oks(60, 30)
     stream.stop()
     first_fail, first_ok = stream.recovered_after(killed_at)
     assert first_ok is not None, stream.summary()
