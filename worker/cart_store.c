@@ -14,6 +14,25 @@
 #include "cartmq/log.h"
 #include "redis_cluster_store.h"
 #include "redis_sentinel.h"
+#include "redis_wait.h"
+
+//  A batch between its send and its collect (a cluster store sends to every
+//  master before it collects from any).
+typedef struct {
+    const cmq_cart_request_t *const *requests;
+    cmq_cart_reply_t *replies;
+    size_t count;
+    size_t *pending;  //  owned, 3 x count: indexes to send, then
+    size_t *retry;    //  those whose script Redis had forgotten,
+    size_t *ends;     //  and where each command ends in the output buffer
+    size_t retry_count;
+    size_t start;         //  output buffer offset where the pipeline began
+    size_t written;       //  bytes of it written
+    bool has_wait;        //  a WAIT follows the commands
+    bool is_sent;         //  collect has answers to read
+    const char *failure;  //  why the write failed, or NULL
+    int64_t deadline_ms;
+} s_batch_t;
 
 struct _cart_store_t {
     redis_url_t url;      //  where Redis is
@@ -31,6 +50,7 @@ struct _cart_store_t {
     redis_cluster_error_t *cluster_errors;  //  per request, or NULL
     bool is_asking;                         //  ASKING before each command
     redis_cluster_store_t *cluster;         //  redis-cluster://: all goes there
+    s_batch_t batch;  //  the batch between its send and its collect
 };
 
 //  -------------------------------------------------------------------------
@@ -154,28 +174,6 @@ s_load_script (cart_store_t *self, char *reason, size_t reason_size)
     return rc;
 }
 
-//  A master the sentinels named may be one no longer (their news lags a
-//  failover): ROLE must say master before we write.
-static int
-s_check_master (cart_store_t *self, char *reason, size_t reason_size)
-{
-    const char *argv[] = { "ROLE" };
-    size_t sizes[] = { 4 };
-    redisReply *answer = NULL;
-    if (s_command (self->redis, 1, argv, sizes, REDIS_REPLY_ARRAY, &answer,
-                   reason, reason_size))
-        return -1;
-    bool is_master = answer->elements > 0 &&
-                     answer->element[0]->type == REDIS_REPLY_STRING &&
-                     strcmp (answer->element[0]->str, "master") == 0;
-    freeReplyObject (answer);
-    if (!is_master)
-        snprintf (reason, reason_size,
-                  "%.100s:%d named by the sentinels is not a master (ROLE)",
-                  self->host, self->port);
-    return is_master ? 0 : -1;
-}
-
 //  AUTH, SELECT, ROLE (Sentinel) and SCRIPT LOAD on a fresh connection.
 static int
 s_prepare (cart_store_t *self, char *reason, size_t reason_size)
@@ -210,7 +208,8 @@ s_prepare (cart_store_t *self, char *reason, size_t reason_size)
             return -1;
     }
     if (self->url.kind == REDIS_URL_SENTINEL &&
-        s_check_master (self, reason, reason_size))
+        redis_sentinel_check_master (redis, self->host, self->port, reason,
+                                     reason_size))
         return -1;
     return s_load_script (self, reason, reason_size);
 }
@@ -375,26 +374,6 @@ s_note_error (cart_store_t *self, const redisReply *answer, size_t index)
         self->is_demoted = true;
 }
 
-//  Turns the answered mutations among requests[pending[0..count-1]] that
-//  succeeded into 504s: Redis applied them but fewer replicas than
-//  --redis-wait confirmed it, so losing the master could lose them.
-static void
-s_unconfirmed (const cmq_cart_request_t *const *requests,
-               cmq_cart_reply_t *replies, const size_t *pending, size_t count,
-               const char *reason)
-{
-    for (size_t done = 0; done < count; done++) {
-        cmq_cart_reply_t *reply = &replies[pending[done]];
-        if (reply->status == CMQ_CART_OK &&
-            cmq_cart_method_is_mutation (requests[pending[done]]->method))
-            cart_reply_set_error (
-              reply, CMQ_CART_OUTCOME_UNKNOWN,
-              "outcome unknown: applied on the master but %s; retry with "
-              "the same request_id",
-              reason);
-    }
-}
-
 //  Reads WAIT's answer after a batch: NULL when enough replicas have the
 //  batch, else why not (answered mutations then get 504).
 static const char *
@@ -406,14 +385,10 @@ s_read_wait (cart_store_t *self, const char **failure, char *why,
         *failure = s_failure (self);
         return "no replica count came back";
     }
-    long long replicas =
-      answer->type == REDIS_REPLY_INTEGER ? answer->integer : -1;
+    const char *verdict =
+      redis_wait_verdict (answer, self->wait_replicas, why, why_size);
     freeReplyObject (answer);
-    if (replicas >= self->wait_replicas)
-        return NULL;
-    snprintf (why, why_size, "%lld of %d replicas confirmed it",
-              replicas < 0 ? 0 : replicas, self->wait_replicas);
-    return why;
+    return verdict;
 }
 
 //  Reads the answers for requests[pending[0..count-1]]; *done counts them.
@@ -454,93 +429,125 @@ s_read_answers (cart_store_t *self, const cmq_cart_request_t *const *requests,
     return NULL;
 }
 
-//  Sends the commands for requests[pending[0..count-1]] as one pipeline and
-//  parses each answer. Indexes whose script Redis had forgotten go to
-//  retry[] (counted in *retry_count) when retry is not NULL. When Redis
-//  fails or the batch outlives deadline_ms it drops the connection (so no
-//  late answer is ever read for another call) and answers the calls left
-//  504 or 503 by whether any of their bytes were written. ends has room for
-//  count offsets.
-static void
-s_pipeline (cart_store_t *self, const cmq_cart_request_t *const *requests,
-            cmq_cart_reply_t *replies, const size_t *pending, size_t count,
-            size_t *retry, size_t *retry_count, int64_t deadline_ms,
-            size_t *ends)
+//  Sends the commands for requests[pending[0..count-1]] as one pipeline;
+//  -1 (each answered 503) when they could not even be buffered. A failed
+//  write is left in batch->failure for s_collect_pipeline.
+static int
+s_send_pipeline (cart_store_t *self, s_batch_t *batch, const size_t *pending,
+                 size_t count)
 {
     redisContext *redis = self->redis;
-    size_t start = sdslen (redis->obuf);
-    bool has_wait = false;
-    if (s_append (self, requests, replies, pending, count, ends, &has_wait))
-        return;
+    batch->start = sdslen (redis->obuf);
+    if (s_append (self, batch->requests, batch->replies, pending, count,
+                  batch->ends, &batch->has_wait))
+        return -1;
     size_t total = sdslen (redis->obuf);
-    const char *failure = NULL;
+    batch->failure = NULL;
     int is_written = 0;
-    while (!is_written && !failure)
+    while (!is_written && !batch->failure)
         if (redisBufferWrite (redis, &is_written) != REDIS_OK)
-            failure = s_failure (self);
-    size_t written = total - sdslen (redis->obuf);
+            batch->failure = s_failure (self);
+    batch->written = total - sdslen (redis->obuf);
+    return 0;
+}
+
+//  Parses the answers to a pipeline s_send_pipeline sent. Indexes whose
+//  script Redis had forgotten go to batch->retry when with_retry. When
+//  Redis fails or the batch outlives its deadline it drops the connection
+//  (so no late answer is ever read for another call) and answers the
+//  calls left 504 or 503 by whether any of their bytes were written.
+static void
+s_collect_pipeline (cart_store_t *self, s_batch_t *batch, const size_t *pending,
+                    size_t count, bool with_retry)
+{
+    const cmq_cart_request_t *const *requests = batch->requests;
+    cmq_cart_reply_t *replies = batch->replies;
+    const char *failure = batch->failure;
     size_t done = 0;
     if (!failure)
-        failure = s_read_answers (self, requests, replies, pending, count,
-                                  retry, retry_count, deadline_ms, &done);
+        failure =
+          s_read_answers (self, requests, replies, pending, count,
+                          with_retry ? batch->retry : NULL, &batch->retry_count,
+                          batch->deadline_ms, &done);
     const char *short_of = NULL;
     char why[80];
-    if (has_wait)
+    if (batch->has_wait)
         short_of = failure ? "no replica count came back"
                            : s_read_wait (self, &failure, why, sizeof (why));
     if (short_of)
-        s_unconfirmed (requests, replies, pending, done, short_of);
+        redis_wait_unconfirm (requests, replies, pending, done, short_of);
     if (failure) {
         char reason[200];
         snprintf (reason, sizeof (reason), "%s", failure);
         s_drop (self, reason);
         for (; done < count; done++) {
-            size_t begins = done == 0 ? start : ends[done - 1];
-            cart_reply_unanswered (requests[pending[done]], begins < written,
+            size_t begins = done == 0 ? batch->start : batch->ends[done - 1];
+            cart_reply_unanswered (requests[pending[done]],
+                                   begins < batch->written,
                                    &replies[pending[done]], reason);
         }
     }
 }
 
+//  Connects if need be and sends a batch; its answers wait for s_collect.
 static void
-s_execute (cart_store_t *self, const cmq_cart_request_t *const *requests,
-           cmq_cart_reply_t *replies, size_t count)
+s_send (cart_store_t *self, const cmq_cart_request_t *const *requests,
+        cmq_cart_reply_t *replies, size_t count)
 {
+    s_batch_t *batch = &self->batch;
+    memset (batch, 0, sizeof (*batch));
     if (cart_store_connect (self)) {
         for (size_t i = 0; i < count; i++)
             cart_reply_unavailable (&replies[i], self->reason);
         return;
     }
-    size_t *pending = (size_t *) malloc (3 * count * sizeof (size_t));
-    if (!pending) {
+    batch->pending = (size_t *) malloc (3 * count * sizeof (size_t));
+    if (!batch->pending) {
         for (size_t i = 0; i < count; i++)
             cart_reply_unavailable (&replies[i], "out of memory");
         return;
     }
-    size_t *retry = pending + count;
-    size_t *ends = retry + count;
-    size_t retry_count = 0;
+    batch->requests = requests;
+    batch->replies = replies;
+    batch->count = count;
+    batch->retry = batch->pending + count;
+    batch->ends = batch->retry + count;
     for (size_t i = 0; i < count; i++)
-        pending[i] = i;
-    int64_t deadline_ms = zclock_mono () + self->timeout_ms;
-    s_pipeline (self, requests, replies, pending, count, retry, &retry_count,
-                deadline_ms, ends);
-    if (retry_count > 0) {
+        batch->pending[i] = i;
+    batch->deadline_ms = zclock_mono () + self->timeout_ms;
+    batch->is_sent = s_send_pipeline (self, batch, batch->pending, count) == 0;
+}
+
+//  Reads the answers of the batch s_send sent, if any.
+static void
+s_collect (cart_store_t *self)
+{
+    s_batch_t *batch = &self->batch;
+    if (batch->is_sent) {
+        s_collect_pipeline (self, batch, batch->pending, batch->count, true);
+        batch->is_sent = false;
+    }
+    if (batch->retry_count > 0) {
         //  Redis lost its scripts (SCRIPT FLUSH, restart behind a proxy):
         //  nothing ran, so load the script again and retry those once.
         char reason[200];
         cmq_log_info ("redis forgot the cart script, loading it again");
-        if (self->redis && s_load_script (self, reason, sizeof (reason)) == 0)
-            s_pipeline (self, requests, replies, retry, retry_count, NULL, NULL,
-                        deadline_ms + self->timeout_ms, ends);
-        else {
+        batch->deadline_ms += self->timeout_ms;
+        if (self->redis && s_load_script (self, reason, sizeof (reason)) == 0) {
+            if (s_send_pipeline (self, batch, batch->retry,
+                                 batch->retry_count) == 0)
+                s_collect_pipeline (self, batch, batch->retry,
+                                    batch->retry_count, false);
+        } else {
             if (self->redis)
                 s_drop (self, reason);
-            for (size_t i = 0; i < retry_count; i++)
-                cart_reply_unavailable (&replies[retry[i]], self->reason);
+            for (size_t i = 0; i < batch->retry_count; i++)
+                cart_reply_unavailable (&batch->replies[batch->retry[i]],
+                                        self->reason);
         }
     }
-    free (pending);
+    free (batch->pending);
+    memset (batch, 0, sizeof (*batch));
 }
 
 void
@@ -555,7 +562,8 @@ cart_store_execute (cart_store_t *self,
         redis_cluster_store_execute (self->cluster, requests, replies, count);
         return;
     }
-    s_execute (self, requests, replies, count);
+    s_send (self, requests, replies, count);
+    s_collect (self);
     if (self->is_demoted) {
         //  Sentinel demoted our master: never write to it again; the next
         //  batch asks the sentinels where the master is now.
@@ -567,17 +575,22 @@ cart_store_execute (cart_store_t *self,
 }
 
 void
-cart_store_execute_routed (cart_store_t *self,
-                           const cmq_cart_request_t *const *requests,
-                           cmq_cart_reply_t *replies, size_t count,
-                           redis_cluster_error_t *errors, bool is_asking)
+cart_store_send_routed (cart_store_t *self,
+                        const cmq_cart_request_t *const *requests,
+                        cmq_cart_reply_t *replies, size_t count,
+                        redis_cluster_error_t *errors, bool is_asking)
 {
-    assert (self && errors);
-    if (count == 0)
-        return;
+    assert (self && errors && count > 0);
     self->cluster_errors = errors;
     self->is_asking = is_asking;
-    s_execute (self, requests, replies, count);
+    s_send (self, requests, replies, count);
+}
+
+void
+cart_store_collect (cart_store_t *self)
+{
+    assert (self);
+    s_collect (self);
     self->cluster_errors = NULL;
     self->is_asking = false;
 }

@@ -63,13 +63,18 @@ bool cart_store_is_connected (const cart_store_t *self);
 //  Why the last connect or call failed.
 const char *cart_store_reason (const cart_store_t *self);
 
-//  For a Redis Cluster store's node (redis_cluster_store.c): runs the
-//  batch like cart_store_execute and reads every error answer into
-//  errors[i] for requests[i] (MOVED, ASK, TRYAGAIN, ...; zeroed on entry
-//  by the caller), each command after an ASKING when is_asking.
-void cart_store_execute_routed (cart_store_t *self,
-                                const cmq_cart_request_t *const *requests,
-                                cmq_cart_reply_t *replies, size_t count,
-                                redis_cluster_error_t *errors, bool is_asking);
+//  For a Redis Cluster store's node (redis_cluster_store.c), one half of
+//  cart_store_execute each, so that a batch goes to every master before
+//  any answer is read: sends the batch (each command after an ASKING when
+//  is_asking) and returns; cart_store_collect then reads the answers, and
+//  every error answer into errors[i] for requests[i] (MOVED, ASK,
+//  TRYAGAIN, ...; zeroed by the caller). One batch at a time per store.
+void cart_store_send_routed (cart_store_t *self,
+                             const cmq_cart_request_t *const *requests,
+                             cmq_cart_reply_t *replies, size_t count,
+                             redis_cluster_error_t *errors, bool is_asking);
+
+//  Reads the answers of the batch cart_store_send_routed sent.
+void cart_store_collect (cart_store_t *self);
 
 #endif

@@ -235,51 +235,88 @@ s_reserve (redis_cluster_store_t *self, size_t count)
     return is_ok ? 0 : -1;
 }
 
-//  Runs the calls self->group[0..count-1] as one pipeline on their master
-//  and moves their replies and error answers into place.
-static void
-s_run_group (redis_cluster_store_t *self,
-             const cmq_cart_request_t *const *requests,
-             cmq_cart_reply_t *replies, size_t count, const s_route_t *route)
+//  One pipeline of a wave: calls self->group[start..start+size-1] (and the
+//  same places of the other scratch arrays) to one master.
+typedef struct {
+    size_t start;
+    size_t size;
+    cart_store_t *store;
+} s_pipe_t;
+
+//  Gathers the calls of todo[first..count-1] that go where todo[first]
+//  goes (same master, same ASKING) into the scratch arrays from offset
+//  start, and sends them. Returns how many.
+static size_t
+s_send_group (redis_cluster_store_t *self,
+              const cmq_cart_request_t *const *requests, size_t count,
+              size_t first, size_t start, s_pipe_t *pipe)
 {
-    for (size_t i = 0; i < count; i++)
-        self->requests[i] = requests[self->group[i]];
-    memset (self->replies, 0, count * sizeof (cmq_cart_reply_t));
-    memset (self->group_errors, 0, count * sizeof (redis_cluster_error_t));
-    cart_store_t *store = s_node_store (self, route->node);
-    cart_store_execute_routed (store, self->requests, self->replies, count,
-                               self->group_errors, route->is_asking);
-    for (size_t i = 0; i < count; i++) {
-        //  A reply owns its items: moved, not shared.
-        replies[self->group[i]] = self->replies[i];
-        self->errors[self->group[i]] = self->group_errors[i];
+    const s_route_t *route = &self->routes[self->todo[first]];
+    size_t size = 0;
+    for (size_t i = first; i < count; i++) {
+        const s_route_t *other = &self->routes[self->todo[i]];
+        if (!self->is_taken[i] && other->node == route->node &&
+            other->is_asking == route->is_asking) {
+            self->is_taken[i] = true;
+            size_t at = start + size++;
+            self->group[at] = self->todo[i];
+            self->requests[at] = requests[self->todo[i]];
+        }
     }
-    if (!cart_store_is_connected (store))
+    memset (&self->replies[start], 0, size * sizeof (cmq_cart_reply_t));
+    memset (&self->group_errors[start], 0,
+            size * sizeof (redis_cluster_error_t));
+    pipe->start = start;
+    pipe->size = size;
+    pipe->store = s_node_store (self, route->node);
+    cart_store_send_routed (pipe->store, &self->requests[start],
+                            &self->replies[start], size,
+                            &self->group_errors[start], route->is_asking);
+    return size;
+}
+
+//  Collects one pipeline's answers and moves replies and error answers to
+//  their calls.
+static void
+s_collect_group (redis_cluster_store_t *self, cmq_cart_reply_t *replies,
+                 const s_pipe_t *pipe)
+{
+    cart_store_collect (pipe->store);
+    for (size_t at = pipe->start; at < pipe->start + pipe->size; at++) {
+        //  A reply owns its items: moved, not shared.
+        replies[self->group[at]] = self->replies[at];
+        self->errors[self->group[at]] = self->group_errors[at];
+    }
+    if (!cart_store_is_connected (pipe->store))
         self->is_stale = true;  //  a master failed: who serves now?
 }
 
 //  Runs the calls self->todo[0..count-1], one pipeline per master (and per
-//  ASKING or not), each master in turn.
+//  ASKING or not): a wave sends to every master it can before reading any
+//  answer, so the masters work at once. A master holds one pipeline at a
+//  time; a second one for it (ASKING and not) waits for the next wave.
 static void
 s_run (redis_cluster_store_t *self, const cmq_cart_request_t *const *requests,
        cmq_cart_reply_t *replies, size_t count)
 {
     for (size_t i = 0; i < count; i++)
         self->is_taken[i] = false;
-    for (size_t first = 0; first < count; first++) {
-        if (self->is_taken[first])
-            continue;
-        const s_route_t *route = &self->routes[self->todo[first]];
-        size_t size = 0;
-        for (size_t i = first; i < count; i++) {
-            const s_route_t *other = &self->routes[self->todo[i]];
-            if (!self->is_taken[i] && other->node == route->node &&
-                other->is_asking == route->is_asking) {
-                self->is_taken[i] = true;
-                self->group[size++] = self->todo[i];
-            }
+    size_t left = count;
+    while (left > 0) {
+        bool is_busy[REDIS_CLUSTER_MAX_NODES] = { false };
+        s_pipe_t pipes[REDIS_CLUSTER_MAX_NODES];
+        size_t pipe_count = 0, used = 0;
+        for (size_t first = 0; first < count; first++) {
+            int node = self->routes[self->todo[first]].node;
+            if (self->is_taken[first] || is_busy[node])
+                continue;
+            is_busy[node] = true;
+            used += s_send_group (self, requests, count, first, used,
+                                  &pipes[pipe_count++]);
         }
-        s_run_group (self, requests, replies, size, route);
+        for (size_t i = 0; i < pipe_count; i++)
+            s_collect_group (self, replies, &pipes[i]);
+        left -= used;
     }
 }
 

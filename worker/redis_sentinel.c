@@ -147,3 +147,25 @@ redis_sentinel_master (const redis_url_t *url, int timeout_ms, char *host,
                   last);
     return -1;
 }
+
+int
+redis_sentinel_check_master (redisContext *redis, const char *host, int port,
+                             char *reason, size_t reason_size)
+{
+    assert (redis && host);
+    redisReply *answer = (redisReply *) redisCommand (redis, "ROLE");
+    if (!answer) {
+        snprintf (reason, reason_size, "ROLE: %.100s", redis->errstr);
+        return -1;
+    }
+    bool is_master = answer->type == REDIS_REPLY_ARRAY &&
+                     answer->elements > 0 &&
+                     answer->element[0]->type == REDIS_REPLY_STRING &&
+                     strcmp (answer->element[0]->str, "master") == 0;
+    freeReplyObject (answer);
+    if (!is_master)
+        snprintf (reason, reason_size,
+                  "%.100s:%d named by the sentinels is not a master (ROLE)",
+                  host, port);
+    return is_master ? 0 : -1;
+}

@@ -10,6 +10,7 @@
 #ifndef REDIS_SENTINEL_H
 #define REDIS_SENTINEL_H
 
+#include <hiredis/hiredis.h>
 #include <stddef.h>
 
 #include "redis_url.h"
@@ -21,5 +22,10 @@
 //  sentinel wants one.
 int redis_sentinel_master (const redis_url_t *url, int timeout_ms, char *host,
                            int *port, char *reason, size_t reason_size);
+
+//  A master the sentinels named may be one no longer (their news lags a
+//  failover): 0 when ROLE on redis says master, else -1 with reason.
+int redis_sentinel_check_master (redisContext *redis, const char *host,
+                                 int port, char *reason, size_t reason_size);
 
 #endif
