@@ -14,7 +14,7 @@ Every process it starts listens on loopback only, on ports it picks, is
 bounded in time and is stopped at the end (SIGTERM, then SIGKILL).
 
     /usr/bin/python3 bench/run.py [--build DIR] [--rounds N] [--quick]
-                                  [--write-docs] [--perf]
+                                  [--write-docs] [--perf] [--redis-modes]
 
 The markdown goes to stdout; progress to stderr. --write-docs also puts it
 into docs/benchmarks.md between the results markers.
@@ -41,6 +41,7 @@ import zmq
 from measure import Measure
 from memory import Memory
 from processes import Processes, Programs, Servers, raise_fd_limit
+from redis_modes import RedisModes
 from report import Report, write_docs
 from settings import (CLIENTS, CREDIT, ECHO_WORKERS, IDLE_WORKERS, QUEUED,
                       REPO, WINDOW, log)
@@ -60,6 +61,8 @@ class Bench:
         self.measure = Measure(args, self.programs, self.servers,
                                self.work_dir)
         self.memory_probe = Memory(self.programs, self.servers, self.context)
+        self.redis_modes = RedisModes(self.programs, self.procs, self.servers,
+                                      self.measure, self.work_dir)
         self.results = {}   # key -> list of per-round dicts
         self.memory = {}
         self.labels, self.order = {}, []
@@ -120,11 +123,15 @@ class Bench:
             ("lat-cart", "window 1: cart AddItemToCart via broker, "
              "1 worker", measure.cart_window_one),
         ]
+        if getattr(self.args, "redis_modes", False):
+            rows += self.redis_modes.rows()
         return rows
 
     def run(self):
         started = time.monotonic()
         self.servers.start_redis()
+        if self.args.redis_modes:
+            self.redis_modes.start()
         rows = self.plan()
         for keys, labels, _ in rows:
             if isinstance(keys, str):
@@ -188,6 +195,9 @@ def main():
                         help="one round, 2 s each, 1 and 4 workers only")
     parser.add_argument("--write-docs", action="store_true",
                         help="also write the results into docs/benchmarks.md")
+    parser.add_argument("--redis-modes", action="store_true",
+                        help="also the cart through Sentinel (with and "
+                        "without --redis-wait 1) and a 3-master Cluster")
     parser.add_argument("--perf", action="store_true",
                         help="perf record the broker during one echo run")
     args = parser.parse_args()

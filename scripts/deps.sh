@@ -13,6 +13,9 @@ packages=(build-essential cmake pkg-config clang clang-format valgrind
     python3-pytest tshark libjson-c-dev libmicrohttpd-dev
     python3-prometheus-client)
 
+#  Redis Sentinel and Cluster for their harness tests (issue 16).
+packages+=(redis-sentinel redis-tools)
+
 missing=()
 for package in "${packages[@]}" "${python_packages[@]}"; do
     dpkg-query -W -f='${Status}' "$package" 2>/dev/null \

@@ -34,6 +34,7 @@ typedef struct {
     int64_t liveness;
     int64_t concurrency;
     int64_t processes;
+    int64_t redis_wait;
     char *curve_server;
     char *curve_cert;
     bool is_verbose;
@@ -48,7 +49,7 @@ s_parse (int argc, char **argv, s_settings_t *settings, cmq_option_t *table)
         S_PROGRAM,
         "[--connect ENDPOINT]... [--redis URL] [--service NAME] "
         "[--heartbeat-ms N] [--liveness N] [--concurrency N] "
-        "[--processes N] [--config FILE] "
+        "[--processes N] [--redis-wait N] [--config FILE] "
         "[--curve-server PUBLIC_CERTFILE --curve-cert CERTFILE] [--echo] "
         "[--log-syslog] [--verbose]",
         "worker", false
@@ -262,6 +263,7 @@ s_run_worker (const s_settings_t *settings, const redis_url_t *url,
     if (!settings->is_echo) {
         redis_url_describe (url, where, sizeof (where));
         store = cart_store_new (url, s_redis_timeout_ms (settings));
+        cart_store_set_wait (store, (int) settings->redis_wait);
         service = cart_service_new (store, (size_t) settings->concurrency);
         cart_store_connect (store);  //  a failure is logged; we retry later
     }
@@ -295,9 +297,14 @@ main (int argc, char **argv)
           "(default " CMQ_DEFAULT_ENDPOINT ")",
           0, 0, &settings.connects },
         { "redis", CMQ_OPT_STRING, "URL",
-          "redis://[[USER]:PASS@]HOST:PORT/DB or unix:///PATH[?db=N] "
-          "(default " REDIS_URL_DEFAULT ")",
+          "redis://[[USER]:PASS@]HOST:PORT/DB, unix:///PATH[?db=N], "
+          "redis-sentinel://HOST:PORT[,...]/DB#MASTER or "
+          "redis-cluster://HOST:PORT[,...] (default " REDIS_URL_DEFAULT ")",
           0, 0, &settings.redis },
+        { "redis-wait", CMQ_OPT_INT, "N",
+          "answer a mutation 200 only once N replicas have it (WAIT; "
+          "default 0, off)",
+          0, 100, &settings.redis_wait },
         { "service", CMQ_OPT_STRING, "NAME", "service name (default cart)", 0,
           0, &settings.service },
         { "heartbeat-ms", CMQ_OPT_INT, "N", "heartbeat interval (default 2500)",
