@@ -88,13 +88,15 @@ class Measure:
                                                    done.stderr.strip()))
         return result
 
-    def cart(self, workers, credit, clients, window, flush):
-        """cartmq bench on the cart service through a fresh broker and
-        workers; flush empties Redis first."""
+    def cart(self, workers, credit, clients, window, flush, brokers=1):
+        """cartmq bench on the cart service through fresh brokers and
+        workers (with several brokers, every worker serves all of them and
+        the bench's clients are spread over them); flush empties Redis
+        first."""
         servers = self.servers
-        endpoint, broker = servers.start_broker()
-        started = servers.start_workers(endpoint, workers, "cart", credit,
-                                        False)
+        endpoint, started = servers.start_brokers(brokers)
+        started += servers.start_workers(endpoint, workers, "cart", credit,
+                                         False)
         try:
             servers.wait_workers(endpoint, "cart", workers)
             if flush:
@@ -102,10 +104,11 @@ class Measure:
             return self.run_bench(endpoint, "cart", clients, window, [
                 "--mix", "add=100", "--users", str(USERS)])
         finally:
-            servers.stop(started + [broker])
+            servers.stop(started)
 
-    def cart_through_broker(self, workers, credit):
-        return self.cart(workers, credit, CLIENTS, WINDOW, flush=True)
+    def cart_through_broker(self, workers, credit, brokers=1):
+        return self.cart(workers, credit, CLIENTS, WINDOW, flush=True,
+                         brokers=brokers)
 
     def cart_window_one(self):
         return self.cart(1, 1, 1, 1, flush=False)

@@ -69,7 +69,7 @@ class Memory:
     def queued_memory(self, target):
         """RSS growth per request with QUEUED requests waiting for a
         service that has no worker."""
-        endpoint, server = self.servers.start_server(
+        endpoint, server, _ = self.servers.start_server(
             target, ["--queue-timeout-ms", "600000",
                      "--max-queued", str(QUEUED * 2)])
         senders = []
@@ -130,7 +130,7 @@ class Memory:
     def idle_workers(self, target):
         """RSS growth per idle connected worker and, for the broker, its
         CPU over CPU_SECONDS with IDLE_WORKERS of them heartbeating."""
-        endpoint, server = self.servers.start_server(target)
+        endpoint, server, _ = self.servers.start_server(target)
         workers = []
         try:
             time.sleep(0.3)

@@ -182,6 +182,14 @@ class Servers:
         wait_listening(endpoint, process)
         return endpoint, process
 
+    def start_brokers(self, count, extra=()):
+        """count brokers sharing nothing: their endpoints as one comma
+        list (what workers' and clients' --connect take) and the
+        processes."""
+        started = [self.start_broker(extra) for _ in range(count)]
+        return (",".join(endpoint for endpoint, _ in started),
+                [process for _, process in started])
+
     def start_forwarder(self, mode):
         endpoint = "tcp://127.0.0.1:%d" % free_port()
         process = self.procs.start("forwarder-" + mode, [
@@ -190,11 +198,16 @@ class Servers:
         return endpoint, process
 
     def start_server(self, target, extra=()):
-        """A broker, or a forwarder in mode target (which takes no
-        extra arguments)."""
+        """A broker, two brokers ("brokers2": the endpoint is their comma
+        list, the process the first; the second is in extra_processes), or
+        a forwarder in mode target (which takes no extra arguments).
+        Returns (endpoint, process, extra_processes)."""
         if target == "broker":
-            return self.start_broker(extra)
-        return self.start_forwarder(target)
+            return self.start_broker(extra) + ([],)
+        if target == "brokers2":
+            endpoint, processes = self.start_brokers(2, extra)
+            return endpoint, processes[0], processes[1:]
+        return self.start_forwarder(target) + ([],)
 
     def start_workers(self, endpoint, count, service, credit, echo):
         workers = []
@@ -210,22 +223,25 @@ class Servers:
             workers.append(self.procs.start("worker", args))
         return workers
 
-    def wait_workers(self, endpoint, service, count):
-        if not cartmq_mmi.wait_workers(self.context, endpoint, service,
-                                       count):
-            log("  warning: %d %s workers did not all register"
-                % (count, service))
+    def wait_workers(self, endpoints, service, count):
+        """Waits until every broker of the comma list lists count
+        workers of service (a worker of several brokers is in each)."""
+        for endpoint in endpoints.split(","):
+            if not cartmq_mmi.wait_workers(self.context, endpoint, service,
+                                           count):
+                log("  warning: %d %s workers did not all register at %s"
+                    % (count, service, endpoint))
 
     def service_row(self, endpoint, name):
         return cartmq_mmi.service_row(self.context, endpoint, name)
 
     def echo_setup(self, target, workers, credit):
         """A broker or forwarder with its echo workers, ready for load."""
-        endpoint, server = self.start_server(target)
+        endpoint, server, others = self.start_server(target)
         started = self.start_workers(endpoint, workers, "echo", credit, True)
-        if target == "broker":
+        if target.startswith("broker"):
             self.wait_workers(endpoint, "echo", workers)
-        return endpoint, server, started
+        return endpoint, server, started + others
 
     def stop(self, processes):
         self.procs.stop(processes)

@@ -3,18 +3,18 @@
 
 Runs Redis alone (redis-benchmark on the cart's own Lua script), the cart
 service through the broker with 1, 2, 4 and 8 workers (plain and with
-credit), echo through the reference forwarder (both modes) and through the
-broker, window-1 latency, and the broker's memory and idle CPU. Every
-throughput configuration runs once per round and rounds are interleaved,
-so slow spells of a noisy machine hit every configuration alike; the table
-shows medians over the rounds, and the ratios are taken from those medians
-in this one run.
+credit) and through two brokers, echo through the reference forwarder
+(both modes) and through one and two brokers, window-1 latency, and the
+broker's memory and idle CPU. Every throughput configuration runs once
+per round and rounds are interleaved, so slow spells of a noisy machine
+hit every configuration alike; the table shows medians over the rounds,
+and the ratios are taken from those medians in this one run.
 
 Every process it starts listens on loopback only, on ports it picks, is
 bounded in time and is stopped at the end (SIGTERM, then SIGKILL).
 
     /usr/bin/python3 bench/run.py [--build DIR] [--rounds N] [--quick]
-                                  [--write-docs] [--perf]
+                                  [--write-docs] [--perf] [--redis-modes]
 
 The markdown goes to stdout; progress to stderr. --write-docs also puts it
 into docs/benchmarks.md between the results markers.
@@ -41,6 +41,7 @@ import zmq
 from measure import Measure
 from memory import Memory
 from processes import Processes, Programs, Servers, raise_fd_limit
+from redis_modes import RedisModes
 from report import Report, write_docs
 from settings import (CLIENTS, CREDIT, ECHO_WORKERS, IDLE_WORKERS, QUEUED,
                       REPO, WINDOW, log)
@@ -60,6 +61,8 @@ class Bench:
         self.measure = Measure(args, self.programs, self.servers,
                                self.work_dir)
         self.memory_probe = Memory(self.programs, self.servers, self.context)
+        self.redis_modes = RedisModes(self.programs, self.procs, self.servers,
+                                      self.measure, self.work_dir)
         self.results = {}   # key -> list of per-round dicts
         self.memory = {}
         self.labels, self.order = {}, []
@@ -84,6 +87,12 @@ class Bench:
                 rows.append(("cart-%d-c%d" % (count, credit), label,
                              lambda c=count, k=credit:
                              measure.cart_through_broker(c, k)))
+        rows.append(("cart-2b-%d-c%d" % (ECHO_WORKERS, CREDIT),
+                     "cart AddItemToCart via 2 brokers: %d workers, credit "
+                     "%d, each worker and the clients on both"
+                     % (ECHO_WORKERS, CREDIT),
+                     lambda: measure.cart_through_broker(ECHO_WORKERS,
+                                                         CREDIT, 2)))
         plain = ("conformant", ECHO_WORKERS, 1), ("broker", ECHO_WORKERS, 1)
         credit = (("pipelined", ECHO_WORKERS, CREDIT),
                   ("broker", ECHO_WORKERS, CREDIT))
@@ -100,6 +109,13 @@ class Bench:
               "echo via broker: the same %d workers, credit %d"
               % (ECHO_WORKERS, CREDIT)),
              lambda: measure.echo_pair(credit, CLIENTS, WINDOW)),
+            (("echo-1b-credit", "echo-2b-credit"),
+             ("echo via 1 broker: %d workers, credit %d (paired with the "
+              "next row)" % (ECHO_WORKERS, CREDIT),
+              "echo via 2 brokers: the same %d workers on both, credit %d, "
+              "clients spread over both" % (ECHO_WORKERS, CREDIT)),
+             lambda: measure.echo_pair((credit[1], ("brokers2",)
+                                        + credit[1][1:]), CLIENTS, WINDOW)),
             (("lat-conformant", "lat-broker"),
              ("window 1: echo via forwarder --mode conformant, 1 worker",
               "window 1: echo via broker, 1 worker"),
@@ -107,11 +123,15 @@ class Bench:
             ("lat-cart", "window 1: cart AddItemToCart via broker, "
              "1 worker", measure.cart_window_one),
         ]
+        if getattr(self.args, "redis_modes", False):
+            rows += self.redis_modes.rows()
         return rows
 
     def run(self):
         started = time.monotonic()
         self.servers.start_redis()
+        if self.args.redis_modes:
+            self.redis_modes.start()
         rows = self.plan()
         for keys, labels, _ in rows:
             if isinstance(keys, str):
@@ -175,6 +195,9 @@ def main():
                         help="one round, 2 s each, 1 and 4 workers only")
     parser.add_argument("--write-docs", action="store_true",
                         help="also write the results into docs/benchmarks.md")
+    parser.add_argument("--redis-modes", action="store_true",
+                        help="also the cart through Sentinel (with and "
+                        "without --redis-wait 1) and a 3-master Cluster")
     parser.add_argument("--perf", action="store_true",
                         help="perf record the broker during one echo run")
     args = parser.parse_args()

@@ -5,9 +5,11 @@
 
 #include "batch.h"
 #include "bench.h"
+#include "call_command.h"
 #include "cart_commands.h"
 #include "commands.h"
 #include "json_print.h"
+#include "metrics_command.h"
 #include "mmi_commands.h"
 
 #include "cartmq/curve.h"
@@ -34,11 +36,13 @@
     "  update USER ITEM_ID --quantity Q [--request-id ID]\n"                   \
     "  clear USER [--request-id ID]\n"                                         \
     "  services [--json]                 services with workers and queues\n"   \
-    "  stats [--json] [--watch SECONDS]  broker statistics\n"                  \
+    "  stats [--json|--prometheus] [--watch SECONDS]  broker statistics\n"     \
     "  keygen NAME                       write certs NAME and NAME_secret\n"   \
     "  batch                             cart commands from stdin, one a "     \
     "line\n"                                                                   \
     "  bench [--service S] ...           load test (see bench --help)\n"       \
+    "  call SERVICE [BODY_JSON]          any service; the reply as JSON\n"     \
+    "  metrics --listen HOST:PORT        serve /metrics for Prometheus\n"      \
     "\n"                                                                       \
     "Cart commands print the reply as one line of JSON. Exit status: 0 on\n"   \
     "status 200, 1 on another status, 2 on bad usage, 3 when no reply came."
@@ -106,6 +110,17 @@ commands_parse (commands_globals_t *globals, const char *command,
                 const char *usage, const cmq_option_t *table, int argc,
                 char **argv, const char **positional, int wanted)
 {
+    int count = 0;
+    return commands_parse_some (globals, command, usage, table, argc, argv,
+                                positional, wanted, wanted, &count);
+}
+
+int
+commands_parse_some (commands_globals_t *globals, const char *command,
+                     const char *usage, const cmq_option_t *table, int argc,
+                     char **argv, const char **positional, int least, int most,
+                     int *count_p)
+{
     cmq_option_t combined[S_MAX_COMMAND_FLAGS + S_GLOBAL_SLOTS];
     size_t size = 0;
     while (table[size].name) {
@@ -118,15 +133,14 @@ commands_parse (commands_globals_t *globals, const char *command,
     char program[64];
     snprintf (program, sizeof (program), "cartmq %s", command);
     cmq_options_spec_t spec = { program, usage, NULL, false };
-    int count = 0;
     int next_arg = argc;
     cmq_options_result_t result = cmq_options_parse (
-      &spec, combined, argc, argv, positional, wanted, &count, &next_arg);
+      &spec, combined, argc, argv, positional, most, count_p, &next_arg);
     if (result == CMQ_OPTIONS_EXIT)
         return COMMANDS_EXIT_OK;
     if (result != CMQ_OPTIONS_OK)
         return COMMANDS_EXIT_USAGE;
-    if (count != wanted) {
+    if (*count_p < least) {
         fprintf (stderr, "%s: expected %s\n", program, usage);
         return COMMANDS_EXIT_USAGE;
     }
@@ -308,7 +322,8 @@ static const struct {
     { "remove", cart_commands_main }, { "update", cart_commands_main },
     { "clear", cart_commands_main },  { "services", mmi_commands_services },
     { "stats", mmi_commands_stats },  { "batch", batch_main },
-    { "keygen", s_run_keygen },       { "bench", s_run_bench }
+    { "keygen", s_run_keygen },       { "bench", s_run_bench },
+    { "call", call_command_run },     { "metrics", metrics_command_run }
 };
 
 static s_run_fn *

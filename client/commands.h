@@ -55,6 +55,12 @@ int commands_parse (commands_globals_t *globals, const char *command,
                     const char *usage, const cmq_option_t *table, int argc,
                     char **argv, const char **positional, int wanted);
 
+//  The same for least..most positionals; *count_p says how many came.
+int commands_parse_some (commands_globals_t *globals, const char *command,
+                         const char *usage, const cmq_option_t *table, int argc,
+                         char **argv, const char **positional, int least,
+                         int most, int *count_p);
+
 //  COMMANDS_GO if is_given, else says "--flag is required": usage error.
 int commands_require (const char *command, const char *flag, bool is_given);
 

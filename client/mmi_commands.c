@@ -5,6 +5,7 @@
 //  seconds. Peer strings reach the terminal escaped (commands_print_safe).
 
 #include "json_print.h"
+#include "metrics_command.h"
 #include "mmi_commands.h"
 
 #include "cartmq/msgpack_scan.h"
@@ -374,17 +375,31 @@ int
 mmi_commands_stats (commands_globals_t *globals, int argc, char **argv)
 {
     bool is_json = false;
+    bool is_prometheus = false;
     int64_t watch_s = 0;
     cmq_option_t table[] = {
         { "json", CMQ_OPT_FLAG, NULL, "print the reply map as one line of JSON",
           0, 0, &is_json },
+        { "prometheus", CMQ_OPT_FLAG, NULL,
+          "print every broker's stats once in the Prometheus text format", 0, 0,
+          &is_prometheus },
         { "watch", CMQ_OPT_INT, "SECONDS",
           "refresh every SECONDS until interrupted", 1, 86400, &watch_s },
         { NULL, 0, NULL, NULL, 0, 0, NULL }
     };
     const char *positional[1];
-    int rc = commands_parse (globals, "stats", "[--json] [--watch SECONDS]",
-                             table, argc, argv, positional, 0);
+    int rc = commands_parse (globals, "stats",
+                             "[--json | --prometheus] [--watch SECONDS]", table,
+                             argc, argv, positional, 0);
+    if (rc == COMMANDS_GO && is_prometheus && (is_json || watch_s)) {
+        fprintf (stderr, "cartmq stats: --prometheus prints once, alone "
+                         "(cartmq metrics serves it)\n");
+        rc = COMMANDS_EXIT_USAGE;
+    }
+    if (rc == COMMANDS_GO && is_prometheus) {
+        cmq_options_free (table);
+        return metrics_command_print_once (globals);
+    }
     cmq_client_t *client = NULL;
     if (rc == COMMANDS_GO) {
         client = commands_client_new (globals);

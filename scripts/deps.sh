@@ -3,13 +3,21 @@
 #  Runs apt-get only when something is missing, so it is cheap to repeat.
 set -euo pipefail
 
+#  The Python package (python/) installs offline with Debian's pip,
+#  setuptools and venv.
+python_packages=(python3-pip python3-setuptools python3-wheel python3-venv)
+
 packages=(build-essential cmake pkg-config clang clang-format valgrind
     libzmq3-dev libczmq-dev libmsgpack-dev libhiredis-dev libcmocka-dev
     redis-server python3 python3-zmq python3-msgpack python3-redis
-    python3-pytest tshark)
+    python3-pytest tshark libjson-c-dev libmicrohttpd-dev
+    python3-prometheus-client)
+
+#  Redis Sentinel and Cluster for their harness tests (issue 16).
+packages+=(redis-sentinel redis-tools)
 
 missing=()
-for package in "${packages[@]}"; do
+for package in "${packages[@]}" "${python_packages[@]}"; do
     dpkg-query -W -f='${Status}' "$package" 2>/dev/null \
         | grep -q "install ok installed" || missing+=("$package")
 done

@@ -3,9 +3,11 @@
 #  the foreground: redis-server, the broker (or several) and two cart
 #  workers, with all local state under var/. Ctrl-C stops everything.
 #
-#  Usage: scripts/run.sh [--brokers N] [--no-build]
+#  Usage: scripts/run.sh [--brokers N] [--redis MODE] [--no-build]
 #    --brokers N   N brokers, all active, on ports 5555, 5556, ... (default
 #                  1); each worker registers with every one of them
+#    --redis MODE  single (default), sentinel (a Sentinel set) or cluster
+#                  (a Redis Cluster), see scripts/redis-topology.sh
 #    --no-build    skip scripts/deps.sh and the build (use what is built)
 #  Environment: CARTMQ_REDIS_PORT (6390), CARTMQ_BROKER_PORT (5555, the
 #  first broker's port), CARTMQ_STATE_DIR (var), CARTMQ_BUILD_DIR (build).
@@ -13,6 +15,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 brokers=1
+redis_mode=single
 build=yes
 while [ $# -gt 0 ]; do
     case $1 in
@@ -21,8 +24,13 @@ while [ $# -gt 0 ]; do
             brokers=$2
             shift 2 ;;
         --brokers=*) brokers=${1#--brokers=}; shift ;;
+        --redis)
+            [ $# -ge 2 ] || { echo "run.sh: --redis needs single, sentinel or cluster" >&2; exit 2; }
+            redis_mode=$2
+            shift 2 ;;
+        --redis=*) redis_mode=${1#--redis=}; shift ;;
         --no-build) build=no; shift ;;
-        -h|--help) sed -n '2,11s/^#  \{0,1\}//p' "$0"; exit 0 ;;
+        -h|--help) sed -n '2,13s/^#  \{0,1\}//p' "$0"; exit 0 ;;
         *) echo "run.sh: unknown argument: $1" >&2; exit 2 ;;
     esac
 done
@@ -30,6 +38,10 @@ if ! [[ $brokers =~ ^[1-9]$ ]]; then
     echo "run.sh: --brokers takes 1 to 9, not '$brokers'" >&2
     exit 2
 fi
+case "$redis_mode" in
+    single | sentinel | cluster) ;;
+    *) echo "run.sh: --redis must be single, sentinel or cluster" >&2; exit 2 ;;
+esac
 
 bin=${CARTMQ_BUILD_DIR:-build}
 if [ "$build" = yes ]; then
@@ -53,10 +65,8 @@ stop() {
 trap 'stop; exit 0' INT TERM
 trap stop EXIT
 
-redis-server --port "$redis_port" --bind 127.0.0.1 --dir "$state/redis" \
-    --appendonly yes --save '' --daemonize no \
-    --logfile "$state/redis/redis.log" &
-pids+=($!)
+source scripts/redis-topology.sh
+"redis_topology_$redis_mode"
 #  Workers would answer 503 until Redis listens: give it up to 5 s.
 for _ in $(seq 50); do
     (exec 3<>"/dev/tcp/127.0.0.1/$redis_port") 2>/dev/null && break
@@ -75,15 +85,15 @@ for ((i = 0; i < brokers; i++)); do
     pids+=($!)
 done
 "$bin"/worker/cartmq-worker --config config/cartmq.cfg "${connects[@]}" \
-    --redis "redis://127.0.0.1:$redis_port/0" --processes 2 &
+    --redis "$redis_url" --processes 2 &
 pids+=($!)
 
 list=$(IFS=,; echo "${endpoints[*]}")
 if [ "$brokers" -eq 1 ]; then
-    echo "cartmq running: broker $list, redis :$redis_port, state in $state." \
+    echo "cartmq running: broker $list, redis $redis_url, state in $state." \
          "Try: $bin/client/cartmq get alice"
 else
-    echo "cartmq running: $brokers brokers $list, redis :$redis_port," \
+    echo "cartmq running: $brokers brokers $list, redis $redis_url," \
          "state in $state. Try: $bin/client/cartmq --connect $list get alice"
 fi
 wait -n || true

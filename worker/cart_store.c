@@ -12,6 +12,27 @@
 #include "cart_reply.h"
 #include "cart_store.h"
 #include "cartmq/log.h"
+#include "redis_cluster_store.h"
+#include "redis_sentinel.h"
+#include "redis_wait.h"
+
+//  A batch between its send and its collect (a cluster store sends to every
+//  master before it collects from any).
+typedef struct {
+    const cmq_cart_request_t *const *requests;
+    cmq_cart_reply_t *replies;
+    size_t count;
+    size_t *pending;  //  owned, 3 x count: indexes to send, then
+    size_t *retry;    //  those whose script Redis had forgotten,
+    size_t *ends;     //  and where each command ends in the output buffer
+    size_t retry_count;
+    size_t start;         //  output buffer offset where the pipeline began
+    size_t written;       //  bytes of it written
+    bool has_wait;        //  a WAIT follows the commands
+    bool is_sent;         //  collect has answers to read
+    const char *failure;  //  why the write failed, or NULL
+    int64_t deadline_ms;
+} s_batch_t;
 
 struct _cart_store_t {
     redis_url_t url;      //  where Redis is
@@ -19,8 +40,17 @@ struct _cart_store_t {
     redisContext *redis;  //  NULL while disconnected
     char sha[CART_COMMAND_SHA_BYTES + 1];  //  cart.lua as SCRIPT LOAD named it
     int64_t next_attempt_ms;               //  no connect attempt before this
-    bool is_down;      //  a failure was logged, no success since
-    char reason[200];  //  why the last connect failed
+    bool is_down;       //  a failure was logged, no success since
+    char reason[200];   //  why the last connect failed
+    int wait_replicas;  //  WAIT for this many replicas after mutations
+    char host[REDIS_URL_MAX_HOST_BYTES + 1];  //  TCP: where we connect
+    int port;                                 //  (Sentinel: as named)
+    bool is_demoted;  //  a READONLY answer in this batch (Sentinel)
+    //  Set by a cluster store for one batch on one of its nodes:
+    redis_cluster_error_t *cluster_errors;  //  per request, or NULL
+    bool is_asking;                         //  ASKING before each command
+    redis_cluster_store_t *cluster;         //  redis-cluster://: all goes there
+    s_batch_t batch;  //  the batch between its send and its collect
 };
 
 //  -------------------------------------------------------------------------
@@ -41,7 +71,21 @@ cart_store_new (const redis_url_t *url, int timeout_ms)
     cart_store_t *self = (cart_store_t *) zmalloc (sizeof (cart_store_t));
     self->url = *url;
     self->timeout_ms = timeout_ms;
+    strcpy (self->host, url->host);
+    self->port = url->port;
+    if (url->kind == REDIS_URL_CLUSTER)
+        self->cluster = redis_cluster_store_new (url, timeout_ms);
     return self;
+}
+
+void
+cart_store_set_wait (cart_store_t *self, int replicas)
+{
+    assert (self);
+    assert (replicas >= 0);
+    self->wait_replicas = replicas;
+    if (self->cluster)
+        redis_cluster_store_set_wait (self->cluster, replicas);
 }
 
 void
@@ -52,6 +96,7 @@ cart_store_destroy (cart_store_t **self_p)
     if (self) {
         if (self->redis)
             redisFree (self->redis);
+        redis_cluster_store_destroy (&self->cluster);
         //  The password must not outlive the store in freed memory.
         memset (&self->url, 0, sizeof (self->url));
         free (self);
@@ -129,7 +174,7 @@ s_load_script (cart_store_t *self, char *reason, size_t reason_size)
     return rc;
 }
 
-//  AUTH, SELECT and SCRIPT LOAD on a fresh connection.
+//  AUTH, SELECT, ROLE (Sentinel) and SCRIPT LOAD on a fresh connection.
 static int
 s_prepare (cart_store_t *self, char *reason, size_t reason_size)
 {
@@ -162,6 +207,10 @@ s_prepare (cart_store_t *self, char *reason, size_t reason_size)
                        reason_size))
             return -1;
     }
+    if (self->url.kind == REDIS_URL_SENTINEL &&
+        redis_sentinel_check_master (redis, self->host, self->port, reason,
+                                     reason_size))
+        return -1;
     return s_load_script (self, reason, reason_size);
 }
 
@@ -175,10 +224,31 @@ s_is_closed_by_peer (redisContext *redis)
     return poll (&item, 1, 0) > 0 && item.revents != 0;
 }
 
+//  A fresh connection to where Redis is now (Sentinel: asks the
+//  sentinels first), or NULL with reason.
+static redisContext *
+s_open (cart_store_t *self, char *reason, size_t reason_size)
+{
+    struct timeval tv = s_timeval (self->timeout_ms);
+    if (self->url.kind == REDIS_URL_SENTINEL &&
+        redis_sentinel_master (&self->url, self->timeout_ms, self->host,
+                               &self->port, reason, reason_size))
+        return NULL;
+    redisContext *redis =
+      self->url.kind == REDIS_URL_UNIX
+        ? redisConnectUnixWithTimeout (self->url.path, tv)
+        : redisConnectWithTimeout (self->host, self->port, tv);
+    if (!redis)
+        snprintf (reason, reason_size, "connect: out of memory");
+    return redis;
+}
+
 int
 cart_store_connect (cart_store_t *self)
 {
     assert (self);
+    if (self->cluster)
+        return redis_cluster_store_connect (self->cluster);
     if (self->redis && s_is_closed_by_peer (self->redis)) {
         cmq_log_info ("redis closed the connection, reconnecting");
         redisFree (self->redis);
@@ -189,25 +259,40 @@ cart_store_connect (cart_store_t *self)
         return 0;
     if (zclock_mono () < self->next_attempt_ms)
         return -1;
-    struct timeval tv = s_timeval (self->timeout_ms);
-    self->redis =
-      self->url.kind == REDIS_URL_UNIX
-        ? redisConnectUnixWithTimeout (self->url.path, tv)
-        : redisConnectWithTimeout (self->url.host, self->url.port, tv);
     char reason[200];
+    self->redis = s_open (self, reason, sizeof (reason));
     if (!self->redis)
-        snprintf (reason, sizeof (reason), "connect: out of memory");
+        ;  //  reason says why
     else if (self->redis->err)
-        snprintf (reason, sizeof (reason), "connect: %s", self->redis->errstr);
+        snprintf (reason, sizeof (reason), "connect %.100s:%d: %.80s",
+                  self->host, self->port, self->redis->errstr);
     else if (s_prepare (self, reason, sizeof (reason)) == 0) {
         char where[400];
         redis_url_describe (&self->url, where, sizeof (where));
-        cmq_log_info ("redis connected url=%s", where);
+        if (self->url.kind == REDIS_URL_SENTINEL)
+            cmq_log_info ("redis connected url=%s master=%s:%d", where,
+                          self->host, self->port);
+        else
+            cmq_log_info ("redis connected url=%s", where);
         self->is_down = false;
         return 0;
     }
     s_drop (self, reason);
     return -1;
+}
+
+bool
+cart_store_is_connected (const cart_store_t *self)
+{
+    assert (self);
+    return self->redis != NULL;
+}
+
+const char *
+cart_store_reason (const cart_store_t *self)
+{
+    assert (self);
+    return self->reason;
 }
 
 //  -------------------------------------------------------------------------
@@ -235,64 +320,99 @@ s_is_noscript (const redisReply *answer)
 }
 
 //  Appends the commands for requests[pending[0..count-1]] to the output
-//  buffer and notes in ends[] where each ends there: after a failed write,
-//  the commands that begin before the bytes written reached Redis. On
-//  failure (out of memory) answers them all 503 and returns -1.
+//  buffer (each after an ASKING when the cluster store asks for it) and
+//  notes in ends[] where each ends there: after a failed write, the
+//  commands that begin before the bytes written reached Redis. With
+//  --redis-wait a WAIT follows when the batch holds a mutation (*has_wait).
+//  On failure (out of memory) answers them all 503 and returns -1.
 static int
 s_append (cart_store_t *self, const cmq_cart_request_t *const *requests,
           cmq_cart_reply_t *replies, const size_t *pending, size_t count,
-          size_t *ends)
+          size_t *ends, bool *has_wait)
 {
     redisContext *redis = self->redis;
     cart_command_t command;
-    for (size_t index = 0; index < count; index++) {
-        cart_command_build (&command, requests[pending[index]], self->sha);
-        if (redisAppendCommandArgv (redis, command.argc, command.argv,
-                                    command.sizes) != REDIS_OK) {
-            //  Nothing written yet: the buffer goes with the connection.
-            s_drop (self, "out of memory");
-            for (index = 0; index < count; index++)
-                cart_reply_unavailable (&replies[pending[index]],
-                                        "out of memory");
-            return -1;
-        }
+    bool has_mutation = false;
+    int rc = REDIS_OK;
+    for (size_t index = 0; index < count && rc == REDIS_OK; index++) {
+        const cmq_cart_request_t *request = requests[pending[index]];
+        has_mutation |= cmq_cart_method_is_mutation (request->method);
+        cart_command_build (&command, request, self->sha);
+        if (self->is_asking)
+            rc = redisAppendCommand (redis, "ASKING");
+        if (rc == REDIS_OK)
+            rc = redisAppendCommandArgv (redis, command.argc, command.argv,
+                                         command.sizes);
         ends[index] = sdslen (redis->obuf);
     }
-    return 0;
+    *has_wait = has_mutation && self->wait_replicas > 0;
+    if (rc == REDIS_OK && *has_wait)
+        //  WAIT blocks at most half our timeout: its answer must still
+        //  come back inside the socket timeout.
+        rc = redisAppendCommand (redis, "WAIT %d %d", self->wait_replicas,
+                                 self->timeout_ms / 2 + 1);
+    if (rc == REDIS_OK)
+        return 0;
+    //  Nothing written yet: the buffer goes with the connection.
+    s_drop (self, "out of memory");
+    for (size_t index = 0; index < count; index++)
+        cart_reply_unavailable (&replies[pending[index]], "out of memory");
+    return -1;
 }
 
-//  Sends the commands for requests[pending[0..count-1]] as one pipeline and
-//  parses each answer. Indexes whose script Redis had forgotten go to
-//  retry[] (counted in *retry_count) when retry is not NULL. When Redis
-//  fails or the batch outlives deadline_ms it drops the connection (so no
-//  late answer is ever read for another call) and answers the calls left
-//  504 or 503 by whether any of their bytes were written. ends has room for
-//  count offsets.
+//  An error answer for requests[index]: a cluster node's redirect or
+//  refusal goes to the cluster store; READONLY from a Sentinel master
+//  means it was demoted, so the batch ends by dropping it.
 static void
-s_pipeline (cart_store_t *self, const cmq_cart_request_t *const *requests,
-            cmq_cart_reply_t *replies, const size_t *pending, size_t count,
-            size_t *retry, size_t *retry_count, int64_t deadline_ms,
-            size_t *ends)
+s_note_error (cart_store_t *self, const redisReply *answer, size_t index)
+{
+    if (self->cluster_errors)
+        redis_cluster_parse_error (answer->str, answer->len, self->host,
+                                   &self->cluster_errors[index]);
+    else if (self->url.kind == REDIS_URL_SENTINEL && answer->len >= 8 &&
+             memcmp (answer->str, "READONLY", 8) == 0)
+        self->is_demoted = true;
+}
+
+//  Reads WAIT's answer after a batch: NULL when enough replicas have the
+//  batch, else why not (answered mutations then get 504).
+static const char *
+s_read_wait (cart_store_t *self, const char **failure, char *why,
+             size_t why_size)
+{
+    redisReply *answer = NULL;
+    if (redisGetReply (self->redis, (void **) &answer) != REDIS_OK || !answer) {
+        *failure = s_failure (self);
+        return "no replica count came back";
+    }
+    const char *verdict =
+      redis_wait_verdict (answer, self->wait_replicas, why, why_size);
+    freeReplyObject (answer);
+    return verdict;
+}
+
+//  Reads the answers for requests[pending[0..count-1]]; *done counts them.
+//  With is_asking each answer follows ASKING's, which is skipped.
+static const char *
+s_read_answers (cart_store_t *self, const cmq_cart_request_t *const *requests,
+                cmq_cart_reply_t *replies, const size_t *pending, size_t count,
+                size_t *retry, size_t *retry_count, int64_t deadline_ms,
+                size_t *done)
 {
     redisContext *redis = self->redis;
-    size_t start = sdslen (redis->obuf);
-    if (s_append (self, requests, replies, pending, count, ends))
-        return;
-    const char *failure = NULL;
-    int is_written = 0;
-    while (!is_written && !failure)
-        if (redisBufferWrite (redis, &is_written) != REDIS_OK)
-            failure = s_failure (self);
-    size_t written = ends[count - 1] - sdslen (redis->obuf);
-    size_t done = 0;
-    while (done < count && !failure) {
+    while (*done < count) {
         redisReply *answer = NULL;
-        if (redisGetReply (redis, (void **) &answer) != REDIS_OK || !answer) {
-            failure = s_failure (self);
-            break;
+        for (int skip = self->is_asking ? 1 : 0; skip >= 0; skip--) {
+            if (answer)
+                freeReplyObject (answer);
+            answer = NULL;
+            if (redisGetReply (redis, (void **) &answer) != REDIS_OK || !answer)
+                return s_failure (self);
         }
-        size_t index = pending[done];
+        size_t index = pending[*done];
         bool is_replayed = false;
+        if (answer->type == REDIS_REPLY_ERROR)
+            s_note_error (self, answer, index);
         if (retry && s_is_noscript (answer))
             retry[(*retry_count)++] = index;
         else
@@ -302,20 +422,132 @@ s_pipeline (cart_store_t *self, const cmq_cart_request_t *const *requests,
         if (is_replayed)
             cmq_log_debug ("request_id replayed method=%s",
                            cmq_cart_method_name (requests[index]->method));
-        done++;
-        if (done < count && zclock_mono () > deadline_ms)
-            failure = "batch took too long";
+        (*done)++;
+        if (*done < count && zclock_mono () > deadline_ms)
+            return "batch took too long";
     }
+    return NULL;
+}
+
+//  Sends the commands for requests[pending[0..count-1]] as one pipeline;
+//  -1 (each answered 503) when they could not even be buffered. A failed
+//  write is left in batch->failure for s_collect_pipeline.
+static int
+s_send_pipeline (cart_store_t *self, s_batch_t *batch, const size_t *pending,
+                 size_t count)
+{
+    redisContext *redis = self->redis;
+    batch->start = sdslen (redis->obuf);
+    if (s_append (self, batch->requests, batch->replies, pending, count,
+                  batch->ends, &batch->has_wait))
+        return -1;
+    size_t total = sdslen (redis->obuf);
+    batch->failure = NULL;
+    int is_written = 0;
+    while (!is_written && !batch->failure)
+        if (redisBufferWrite (redis, &is_written) != REDIS_OK)
+            batch->failure = s_failure (self);
+    batch->written = total - sdslen (redis->obuf);
+    return 0;
+}
+
+//  Parses the answers to a pipeline s_send_pipeline sent. Indexes whose
+//  script Redis had forgotten go to batch->retry when with_retry. When
+//  Redis fails or the batch outlives its deadline it drops the connection
+//  (so no late answer is ever read for another call) and answers the
+//  calls left 504 or 503 by whether any of their bytes were written.
+static void
+s_collect_pipeline (cart_store_t *self, s_batch_t *batch, const size_t *pending,
+                    size_t count, bool with_retry)
+{
+    const cmq_cart_request_t *const *requests = batch->requests;
+    cmq_cart_reply_t *replies = batch->replies;
+    const char *failure = batch->failure;
+    size_t done = 0;
+    if (!failure)
+        failure =
+          s_read_answers (self, requests, replies, pending, count,
+                          with_retry ? batch->retry : NULL, &batch->retry_count,
+                          batch->deadline_ms, &done);
+    const char *short_of = NULL;
+    char why[80];
+    if (batch->has_wait)
+        short_of = failure ? "no replica count came back"
+                           : s_read_wait (self, &failure, why, sizeof (why));
+    if (short_of)
+        redis_wait_unconfirm (requests, replies, pending, done, short_of);
     if (failure) {
         char reason[200];
         snprintf (reason, sizeof (reason), "%s", failure);
         s_drop (self, reason);
         for (; done < count; done++) {
-            size_t begins = done == 0 ? start : ends[done - 1];
-            cart_reply_unanswered (requests[pending[done]], begins < written,
+            size_t begins = done == 0 ? batch->start : batch->ends[done - 1];
+            cart_reply_unanswered (requests[pending[done]],
+                                   begins < batch->written,
                                    &replies[pending[done]], reason);
         }
     }
+}
+
+//  Connects if need be and sends a batch; its answers wait for s_collect.
+static void
+s_send (cart_store_t *self, const cmq_cart_request_t *const *requests,
+        cmq_cart_reply_t *replies, size_t count)
+{
+    s_batch_t *batch = &self->batch;
+    memset (batch, 0, sizeof (*batch));
+    if (cart_store_connect (self)) {
+        for (size_t i = 0; i < count; i++)
+            cart_reply_unavailable (&replies[i], self->reason);
+        return;
+    }
+    batch->pending = (size_t *) malloc (3 * count * sizeof (size_t));
+    if (!batch->pending) {
+        for (size_t i = 0; i < count; i++)
+            cart_reply_unavailable (&replies[i], "out of memory");
+        return;
+    }
+    batch->requests = requests;
+    batch->replies = replies;
+    batch->count = count;
+    batch->retry = batch->pending + count;
+    batch->ends = batch->retry + count;
+    for (size_t i = 0; i < count; i++)
+        batch->pending[i] = i;
+    batch->deadline_ms = zclock_mono () + self->timeout_ms;
+    batch->is_sent = s_send_pipeline (self, batch, batch->pending, count) == 0;
+}
+
+//  Reads the answers of the batch s_send sent, if any.
+static void
+s_collect (cart_store_t *self)
+{
+    s_batch_t *batch = &self->batch;
+    if (batch->is_sent) {
+        s_collect_pipeline (self, batch, batch->pending, batch->count, true);
+        batch->is_sent = false;
+    }
+    if (batch->retry_count > 0) {
+        //  Redis lost its scripts (SCRIPT FLUSH, restart behind a proxy):
+        //  nothing ran, so load the script again and retry those once.
+        char reason[200];
+        cmq_log_info ("redis forgot the cart script, loading it again");
+        batch->deadline_ms += self->timeout_ms;
+        if (self->redis && s_load_script (self, reason, sizeof (reason)) == 0) {
+            if (s_send_pipeline (self, batch, batch->retry,
+                                 batch->retry_count) == 0)
+                s_collect_pipeline (self, batch, batch->retry,
+                                    batch->retry_count, false);
+        } else {
+            if (self->redis)
+                s_drop (self, reason);
+            for (size_t i = 0; i < batch->retry_count; i++)
+                cart_reply_unavailable (&batch->replies[batch->retry[i]],
+                                        self->reason);
+        }
+    }
+    free (batch->pending);
+    memset (batch, 0, sizeof (*batch));
 }
 
 void
@@ -326,39 +558,39 @@ cart_store_execute (cart_store_t *self,
     assert (self);
     if (count == 0)
         return;
-    if (cart_store_connect (self)) {
-        for (size_t i = 0; i < count; i++)
-            cart_reply_unavailable (&replies[i], self->reason);
+    if (self->cluster) {
+        redis_cluster_store_execute (self->cluster, requests, replies, count);
         return;
     }
-    size_t *pending = (size_t *) malloc (3 * count * sizeof (size_t));
-    if (!pending) {
-        for (size_t i = 0; i < count; i++)
-            cart_reply_unavailable (&replies[i], "out of memory");
-        return;
+    s_send (self, requests, replies, count);
+    s_collect (self);
+    if (self->is_demoted) {
+        //  Sentinel demoted our master: never write to it again; the next
+        //  batch asks the sentinels where the master is now.
+        self->is_demoted = false;
+        if (self->redis)
+            s_drop (self, "the master answered READONLY: it was demoted");
+        self->next_attempt_ms = 0;
     }
-    size_t *retry = pending + count;
-    size_t *ends = retry + count;
-    size_t retry_count = 0;
-    for (size_t i = 0; i < count; i++)
-        pending[i] = i;
-    int64_t deadline_ms = zclock_mono () + self->timeout_ms;
-    s_pipeline (self, requests, replies, pending, count, retry, &retry_count,
-                deadline_ms, ends);
-    if (retry_count > 0) {
-        //  Redis lost its scripts (SCRIPT FLUSH, restart behind a proxy):
-        //  nothing ran, so load the script again and retry those once.
-        char reason[200];
-        cmq_log_info ("redis forgot the cart script, loading it again");
-        if (self->redis && s_load_script (self, reason, sizeof (reason)) == 0)
-            s_pipeline (self, requests, replies, retry, retry_count, NULL, NULL,
-                        deadline_ms + self->timeout_ms, ends);
-        else {
-            if (self->redis)
-                s_drop (self, reason);
-            for (size_t i = 0; i < retry_count; i++)
-                cart_reply_unavailable (&replies[retry[i]], self->reason);
-        }
-    }
-    free (pending);
+}
+
+void
+cart_store_send_routed (cart_store_t *self,
+                        const cmq_cart_request_t *const *requests,
+                        cmq_cart_reply_t *replies, size_t count,
+                        redis_cluster_error_t *errors, bool is_asking)
+{
+    assert (self && errors && count > 0);
+    self->cluster_errors = errors;
+    self->is_asking = is_asking;
+    s_send (self, requests, replies, count);
+}
+
+void
+cart_store_collect (cart_store_t *self)
+{
+    assert (self);
+    s_collect (self);
+    self->cluster_errors = NULL;
+    self->is_asking = false;
 }

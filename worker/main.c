@@ -19,7 +19,7 @@
 #include "cartmq/log.h"
 #include "cartmq/options.h"
 #include "cartmq/worker.h"
-#include "cartmq/worker_endpoints.h"
+#include "cartmq/endpoint_list.h"
 #include "supervisor.h"
 
 #define S_PROGRAM        "cartmq-worker"
@@ -34,6 +34,7 @@ typedef struct {
     int64_t liveness;
     int64_t concurrency;
     int64_t processes;
+    int64_t redis_wait;
     char *curve_server;
     char *curve_cert;
     bool is_verbose;
@@ -48,7 +49,7 @@ s_parse (int argc, char **argv, s_settings_t *settings, cmq_option_t *table)
         S_PROGRAM,
         "[--connect ENDPOINT]... [--redis URL] [--service NAME] "
         "[--heartbeat-ms N] [--liveness N] [--concurrency N] "
-        "[--processes N] [--config FILE] "
+        "[--processes N] [--redis-wait N] [--config FILE] "
         "[--curve-server PUBLIC_CERTFILE --curve-cert CERTFILE] [--echo] "
         "[--log-syslog] [--verbose]",
         "worker", false
@@ -199,13 +200,11 @@ s_as_array (zlist_t *list, size_t *count)
 static zlist_t *
 s_brokers (zlist_t *connects)
 {
-    cmq_worker_config_t config;
-    cmq_worker_config_defaults (&config);
-    const char **values = s_as_array (connects, &config.endpoint_count);
-    config.endpoints = values;
+    size_t count = 0;
+    const char **values = s_as_array (connects, &count);
     char error[CMQ_ERRSTR_SIZE] = "bad endpoint";
     zlist_t *brokers =
-      cmq_worker_endpoints_new (&config, error, sizeof (error));
+      cmq_endpoint_list_new (NULL, values, count, error, sizeof (error));
     if (!brokers)
         fprintf (stderr, "%s: connect: %s\n", S_PROGRAM, error);
     free (values);
@@ -264,6 +263,7 @@ s_run_worker (const s_settings_t *settings, const redis_url_t *url,
     if (!settings->is_echo) {
         redis_url_describe (url, where, sizeof (where));
         store = cart_store_new (url, s_redis_timeout_ms (settings));
+        cart_store_set_wait (store, (int) settings->redis_wait);
         service = cart_service_new (store, (size_t) settings->concurrency);
         cart_store_connect (store);  //  a failure is logged; we retry later
     }
@@ -297,9 +297,14 @@ main (int argc, char **argv)
           "(default " CMQ_DEFAULT_ENDPOINT ")",
           0, 0, &settings.connects },
         { "redis", CMQ_OPT_STRING, "URL",
-          "redis://[[USER]:PASS@]HOST:PORT/DB or unix:///PATH[?db=N] "
-          "(default " REDIS_URL_DEFAULT ")",
+          "redis://[[USER]:PASS@]HOST:PORT/DB, unix:///PATH[?db=N], "
+          "redis-sentinel://HOST:PORT[,...]/DB#MASTER or "
+          "redis-cluster://HOST:PORT[,...] (default " REDIS_URL_DEFAULT ")",
           0, 0, &settings.redis },
+        { "redis-wait", CMQ_OPT_INT, "N",
+          "answer a mutation 200 only once N replicas have it (WAIT; "
+          "default 0, off)",
+          0, 100, &settings.redis_wait },
         { "service", CMQ_OPT_STRING, "NAME", "service name (default cart)", 0,
           0, &settings.service },
         { "heartbeat-ms", CMQ_OPT_INT, "N", "heartbeat interval (default 2500)",

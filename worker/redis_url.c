@@ -114,31 +114,42 @@ s_parse_host_port (const char *text, size_t size, char *host, int *port,
     return 0;
 }
 
-//  [[USER]:PASSWORD@][HOST][:PORT] of a redis:// URL.
+//  [[USER]:PASSWORD@] at the start of text (size bytes); *used is how
+//  many bytes it took (0 without credentials).
 static int
-s_parse_authority (const char *text, size_t size, redis_url_t *url, char *error,
-                   size_t error_size)
+s_parse_credentials (const char *text, size_t size, redis_url_t *url,
+                     size_t *used, char *error, size_t error_size)
 {
     const char *at = NULL;
     for (size_t i = 0; i < size; i++)
         if (text[i] == '@')
             at = text + i;  //  the last one: passwords may hold '@'
-    if (at) {
-        const char *colon = memchr (text, ':', (size_t) (at - text));
-        if (!colon)
-            return s_fail (error, error_size,
-                           "credentials must be [USER]:PASSWORD@");
-        if (s_percent_decode (text, (size_t) (colon - text), url->user) ||
-            s_percent_decode (colon + 1, (size_t) (at - colon - 1),
-                              url->password))
-            return s_fail (error, error_size,
-                           "bad user or password (escape, NUL or length)");
-        url->has_password = true;
-        size -= (size_t) (at + 1 - text);
-        text = at + 1;
-    }
-    return s_parse_host_port (text, size, url->host, &url->port, error,
-                              error_size);
+    *used = 0;
+    if (!at)
+        return 0;
+    const char *colon = memchr (text, ':', (size_t) (at - text));
+    if (!colon)
+        return s_fail (error, error_size,
+                       "credentials must be [USER]:PASSWORD@");
+    if (s_percent_decode (text, (size_t) (colon - text), url->user) ||
+        s_percent_decode (colon + 1, (size_t) (at - colon - 1), url->password))
+        return s_fail (error, error_size,
+                       "bad user or password (escape, NUL or length)");
+    url->has_password = true;
+    *used = (size_t) (at + 1 - text);
+    return 0;
+}
+
+//  [[USER]:PASSWORD@][HOST][:PORT] of a redis:// URL.
+static int
+s_parse_authority (const char *text, size_t size, redis_url_t *url, char *error,
+                   size_t error_size)
+{
+    size_t used;
+    if (s_parse_credentials (text, size, url, &used, error, error_size))
+        return -1;
+    return s_parse_host_port (text + used, size - used, url->host, &url->port,
+                              error, error_size);
 }
 
 static int
@@ -219,6 +230,109 @@ s_parse_unix (const char *text, redis_url_t *url, char *error,
     }
 }
 
+//  HOST:PORT[,HOST:PORT...] into url->nodes: each node needs both.
+static int
+s_parse_nodes (const char *text, size_t size, redis_url_t *url, char *error,
+               size_t error_size)
+{
+    if (size == 0)
+        return s_fail (error, error_size, "no hosts: need HOST:PORT[,...]");
+    size_t start = 0;
+    while (start <= size) {
+        const char *comma = memchr (text + start, ',', size - start);
+        size_t end = comma ? (size_t) (comma - text) : size;
+        if (url->node_count == REDIS_URL_MAX_NODES)
+            return s_fail (error, error_size, "too many hosts (at most %d)",
+                           REDIS_URL_MAX_NODES);
+        redis_url_node_t *node = &url->nodes[url->node_count];
+        if (end == start)
+            return s_fail (error, error_size, "empty host in the host list");
+        if (s_parse_host_port (text + start, end - start, node->host,
+                               &node->port, error, error_size))
+            return -1;
+        if (node->host[0] == 0 || node->port == 0)
+            return s_fail (error, error_size,
+                           "host %zu of the list needs HOST:PORT",
+                           url->node_count + 1);
+        url->node_count++;
+        start = end + 1;
+    }
+    return 0;
+}
+
+//  [[USER]:PASSWORD@]HOST:PORT[,HOST:PORT...] up to the first '/' or '#'.
+static int
+s_parse_list_authority (const char *text, size_t size, redis_url_t *url,
+                        char *error, size_t error_size)
+{
+    size_t used;
+    if (s_parse_credentials (text, size, url, &used, error, error_size))
+        return -1;
+    return s_parse_nodes (text + used, size - used, url, error, error_size);
+}
+
+static int
+s_parse_sentinel (const char *text, redis_url_t *url, char *error,
+                  size_t error_size)
+{
+    const char *hash = strchr (text, '#');
+    if (!hash || !hash[1])
+        return s_fail (error, error_size,
+                       "redis-sentinel:// needs the master name: ...#MASTER");
+    size_t name_size = strlen (hash + 1);
+    if (name_size > REDIS_URL_MAX_NAME_BYTES)
+        return s_fail (error, error_size, "master name longer than %d bytes",
+                       REDIS_URL_MAX_NAME_BYTES);
+    for (size_t i = 0; i < name_size; i++)
+        if (!isgraph ((unsigned char) hash[1 + i]))
+            return s_fail (error, error_size, "bad character in master name");
+    memcpy (url->master, hash + 1, name_size + 1);
+    if (memchr (text, '?', (size_t) (hash - text)))
+        return s_fail (error, error_size, "redis-sentinel:// takes no query");
+    //  The password may hold '/': the path starts after the last '@'.
+    const char *at = NULL;
+    for (const char *c = text; c < hash; c++)
+        if (*c == '@')
+            at = c;
+    const char *from = at ? at : text;
+    const char *slash = memchr (from, '/', (size_t) (hash - from));
+    size_t authority_size = (size_t) ((slash ? slash : hash) - text);
+    if (s_parse_list_authority (text, authority_size, url, error, error_size))
+        return -1;
+    if (slash && slash + 1 < hash) {
+        int64_t db;
+        if (decimal_parse (slash + 1, (size_t) (hash - slash - 1),
+                           REDIS_URL_MAX_DB, &db))
+            return s_fail (error, error_size, "database must be 0..%d",
+                           REDIS_URL_MAX_DB);
+        url->db = (int) db;
+    }
+    return 0;
+}
+
+static int
+s_parse_cluster (const char *text, redis_url_t *url, char *error,
+                 size_t error_size)
+{
+    size_t size = strlen (text);
+    const char *at = NULL;
+    for (size_t i = 0; i < size; i++)
+        if (text[i] == '@')
+            at = text + i;
+    const char *from = at ? at : text;
+    if (strpbrk (from, "?#"))
+        return s_fail (error, error_size,
+                       "redis-cluster:// takes no query or fragment");
+    const char *slash = strchr (from, '/');
+    if (slash && slash[1])
+        return s_fail (error, error_size,
+                       "redis-cluster:// takes no database (a cluster has "
+                       "only db 0)");
+    size_t authority_size = slash ? (size_t) (slash - text) : size;
+    return s_parse_list_authority (text, authority_size, url, error,
+                                   error_size);
+}
+
 typedef int (s_scheme_parse_fn) (const char *text, redis_url_t *url,
                                  char *error, size_t error_size);
 
@@ -232,6 +346,8 @@ static const struct {
 } s_schemes[] = {
     { "redis://", REDIS_URL_TCP, s_parse_redis, NULL },
     { "unix://", REDIS_URL_UNIX, s_parse_unix, NULL },
+    { "redis-sentinel://", REDIS_URL_SENTINEL, s_parse_sentinel, NULL },
+    { "redis-cluster://", REDIS_URL_CLUSTER, s_parse_cluster, NULL },
     { "rediss://", REDIS_URL_TCP, NULL, "TLS (rediss://) is not supported" },
 };
 
@@ -255,7 +371,9 @@ redis_url_parse (const char *text, redis_url_t *url, char *error,
     int rc;
     if (index == sizeof (s_schemes) / sizeof (s_schemes[0]))
         rc = s_fail (error, error_size,
-                     "must be redis://HOST:PORT/DB or unix:///PATH");
+                     "must be redis://HOST:PORT/DB, unix:///PATH, "
+                     "redis-sentinel://HOST:PORT,.../DB#MASTER or "
+                     "redis-cluster://HOST:PORT,...");
     else if (!s_schemes[index].parse)
         rc = s_fail (error, error_size, "%s", s_schemes[index].refusal);
     else {
@@ -268,20 +386,46 @@ redis_url_parse (const char *text, redis_url_t *url, char *error,
     return rc;
 }
 
+//  HOST:PORT,HOST:PORT... of a list form.
+static void
+s_describe_nodes (const redis_url_t *url, char *buffer, size_t buffer_size)
+{
+    size_t used = 0;
+    buffer[0] = 0;
+    for (size_t i = 0; i < url->node_count && used < buffer_size; i++) {
+        const redis_url_node_t *node = &url->nodes[i];
+        bool is_ipv6 = strchr (node->host, ':') != NULL;
+        int size = snprintf (buffer + used, buffer_size - used, "%s%s%s%s:%d",
+                             i ? "," : "", is_ipv6 ? "[" : "", node->host,
+                             is_ipv6 ? "]" : "", node->port);
+        if (size < 0)
+            return;
+        used += (size_t) size;
+    }
+}
+
 void
 redis_url_describe (const redis_url_t *url, char *buffer, size_t buffer_size)
 {
     assert (url);
     const char *secret = url->has_password ? ":***@" : "";
+    const char *user = url->has_password ? url->user : "";
+    char nodes[REDIS_URL_MAX_NODES * (REDIS_URL_MAX_HOST_BYTES + 9)];
+    if (url->kind == REDIS_URL_SENTINEL || url->kind == REDIS_URL_CLUSTER)
+        s_describe_nodes (url, nodes, sizeof (nodes));
     if (url->kind == REDIS_URL_UNIX)
         snprintf (buffer, buffer_size, "unix://%s?db=%d%s", url->path, url->db,
                   url->has_password ? "&password=***" : "");
+    else if (url->kind == REDIS_URL_SENTINEL)
+        snprintf (buffer, buffer_size, "redis-sentinel://%s%s%s/%d#%s", user,
+                  secret, nodes, url->db, url->master);
+    else if (url->kind == REDIS_URL_CLUSTER)
+        snprintf (buffer, buffer_size, "redis-cluster://%s%s%s", user, secret,
+                  nodes);
     else if (strchr (url->host, ':'))
-        snprintf (buffer, buffer_size, "redis://%s%s[%s]:%d/%d",
-                  url->has_password ? url->user : "", secret, url->host,
-                  url->port, url->db);
+        snprintf (buffer, buffer_size, "redis://%s%s[%s]:%d/%d", user, secret,
+                  url->host, url->port, url->db);
     else
-        snprintf (buffer, buffer_size, "redis://%s%s%s:%d/%d",
-                  url->has_password ? url->user : "", secret, url->host,
-                  url->port, url->db);
+        snprintf (buffer, buffer_size, "redis://%s%s%s:%d/%d", user, secret,
+                  url->host, url->port, url->db);
 }

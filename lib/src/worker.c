@@ -15,7 +15,7 @@
 #include <string.h>
 
 #include "cartmq/mdp.h"
-#include "cartmq/worker_endpoints.h"
+#include "cartmq/endpoint_list.h"
 #include "error.h"
 #include "worker_link.h"
 
@@ -151,7 +151,9 @@ cmq_worker_new (const cmq_worker_config_t *config, char *error,
     }
     if (s_check_config (config, error, error_size))
         return NULL;
-    zlist_t *endpoints = cmq_worker_endpoints_new (config, error, error_size);
+    zlist_t *endpoints =
+      cmq_endpoint_list_new (config->endpoint, config->endpoints,
+                             config->endpoint_count, error, error_size);
     if (!endpoints)
         return NULL;
     cmq_worker_t *self = (cmq_worker_t *) zmalloc (sizeof (cmq_worker_t));

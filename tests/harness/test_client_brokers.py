@@ -130,7 +130,7 @@ def test_duplicate_endpoint_is_usage_error():
                  ["--connect", "%s,%s" % (endpoint, endpoint)]):
         result = cli(*args, "get", "u")
         assert result.returncode == 2, result
-        assert "given twice" in result.stderr
+        assert "duplicate endpoint" in result.stderr
 
 
 @pytest.mark.parametrize("sig", [signal.SIGKILL, signal.SIGSTOP])

@@ -1,6 +1,6 @@
 """The installed libraries as a user sees them (docs/library.md): `cmake
---install`, pkg-config, and the example client in docs/examples built
-against the install and run against a real broker, worker and Redis."""
+--install`, pkg-config, and the C examples in examples/ built against the
+install and run against a real broker, worker and Redis."""
 
 import os
 import shlex
@@ -12,7 +12,8 @@ import pytest
 import support
 from support import BUILD_DIR, REPO_DIR, pack, unpack
 
-EXAMPLE = REPO_DIR / "docs" / "examples" / "call.c"
+EXAMPLE = REPO_DIR / "examples" / "call.c"
+CART_EXAMPLE = REPO_DIR / "examples" / "cart_client.c"
 #  A sanitized build installs sanitized archives: the example links the
 #  runtime too.
 SANITIZE_FLAGS = ["-fsanitize=address,undefined"] if support.SANITIZE else []
@@ -86,3 +87,14 @@ def test_example_client_gets_a_200_from_the_cart_service(installed, cluster, tmp
     reply = unpack(result.stdout)
     assert reply["status"] == 200, reply
     assert reply["items"] == [], reply
+
+
+def test_cart_example_adds_and_lists_through_the_typed_calls(installed, cluster, tmp_path):
+    _, env = installed
+    program = build(env, CART_EXAMPLE, tmp_path / "cart_client", "cartmq-cart")
+    user = "cart-example-%d" % os.getpid()
+    for expected in ("sku-1 x1", "sku-1 x2"):
+        result = subprocess.run([str(program), cluster.endpoint, user],
+                                capture_output=True, text=True, timeout=30 * support.SCALE)
+        assert result.returncode == 0, result.stderr
+        assert result.stdout.splitlines() == [expected], result.stdout

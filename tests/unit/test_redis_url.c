@@ -216,7 +216,8 @@ refusal_says_which_form_was_wrong (void **state)
       redis_url_parse ("rediss://h", &url, error, sizeof (error)), -1);
     assert_non_null (strstr (error, "TLS"));
     assert_int_equal (
-      redis_url_parse ("redis-sentinel://h", &url, error, sizeof (error)), -1);
+      redis_url_parse ("redis-sentinal://h:1#m", &url, error, sizeof (error)),
+      -1);
     assert_non_null (strstr (error, "must be redis://"));
     assert_int_equal (redis_url_parse ("unix://p", &url, error, sizeof (error)),
                       -1);
@@ -228,6 +229,119 @@ refusal_says_which_form_was_wrong (void **state)
       redis_url_parse ("unix:///p", &url, error, sizeof (error)), 0);
     assert_string_equal (error, "untouched");
     assert_int_equal (url.kind, REDIS_URL_UNIX);
+}
+
+//  -------------------------------------------------------------------------
+//  Sentinel and Cluster
+
+static void
+sentinel_url_lists_sentinels_db_and_master (void **state)
+{
+    (void) state;
+    redis_url_t url;
+    s_parse_ok ("redis-sentinel://:s%40cret@10.0.0.1:26379,[::1]:26380,"
+                "sentinel-3:5000/2#mymaster",
+                &url);
+    assert_int_equal (url.kind, REDIS_URL_SENTINEL);
+    assert_int_equal (url.node_count, 3);
+    assert_string_equal (url.nodes[0].host, "10.0.0.1");
+    assert_int_equal (url.nodes[0].port, 26379);
+    assert_string_equal (url.nodes[1].host, "::1");
+    assert_int_equal (url.nodes[1].port, 26380);
+    assert_string_equal (url.nodes[2].host, "sentinel-3");
+    assert_int_equal (url.nodes[2].port, 5000);
+    assert_int_equal (url.db, 2);
+    assert_string_equal (url.master, "mymaster");
+    assert_true (url.has_password);
+    assert_string_equal (url.password, "s@cret");
+
+    s_parse_ok ("redis-sentinel://h:1#m", &url);  //  DB may be left out
+    assert_int_equal (url.db, 0);
+    assert_int_equal (url.node_count, 1);
+    assert_false (url.has_password);
+    //  A password may hold '/' before the '@'.
+    s_parse_ok ("redis-sentinel://:a/b@h:1/3#m", &url);
+    assert_string_equal (url.password, "a/b");
+    assert_int_equal (url.db, 3);
+}
+
+static void
+cluster_url_lists_seed_nodes (void **state)
+{
+    (void) state;
+    redis_url_t url;
+    s_parse_ok ("redis-cluster://127.0.0.1:7000,127.0.0.1:7001", &url);
+    assert_int_equal (url.kind, REDIS_URL_CLUSTER);
+    assert_int_equal (url.node_count, 2);
+    assert_string_equal (url.nodes[1].host, "127.0.0.1");
+    assert_int_equal (url.nodes[1].port, 7001);
+    assert_int_equal (url.db, 0);
+    s_parse_ok ("redis-cluster://app:pw@h:7000/", &url);
+    assert_string_equal (url.user, "app");
+    assert_string_equal (url.password, "pw");
+}
+
+static void
+bad_sentinel_and_cluster_urls_name_the_problem (void **state)
+{
+    (void) state;
+    char many[400] = "redis-cluster://";
+    for (int i = 0; i <= REDIS_URL_MAX_NODES; i++)
+        strcat (many, i ? ",h:1" : "h:1");
+    char long_name[300] = "redis-sentinel://h:1#";
+    memset (long_name + strlen (long_name), 'm', REDIS_URL_MAX_NAME_BYTES + 1);
+    const struct {
+        const char *text;
+        const char *reason;
+    } cases[] = {
+        { "redis-sentinel://#m", "no hosts" },
+        { "redis-sentinel:///0#m", "no hosts" },
+        { "redis-sentinel://:pw@/0#m", "no hosts" },
+        { "redis-sentinel://h:1/0", "master name" },
+        { "redis-sentinel://h:1/0#", "master name" },
+        { "redis-sentinel://h:1/0#a b", "master name" },
+        { long_name, "master name" },
+        { "redis-sentinel://h:0/0#m", "port" },
+        { "redis-sentinel://h:99999/0#m", "port" },
+        { "redis-sentinel://h/0#m", "HOST:PORT" },
+        { "redis-sentinel://:5/0#m", "HOST:PORT" },
+        { "redis-sentinel://h:1,,h:2/0#m", "empty host" },
+        { "redis-sentinel://h:1,/0#m", "empty host" },
+        { "redis-sentinel://h:1/x#m", "database" },
+        { "redis-sentinel://h:1?x=1#m", "query" },
+        { "redis-cluster://", "no hosts" },
+        { "redis-cluster://h:1,h:x", "port" },
+        { "redis-cluster://h:1/0", "no database" },
+        { "redis-cluster://h:1#m", "fragment" },
+        { "redis-cluster://h:1?db=1", "query" },
+        { "redis-cluster://h%:1", "bad character" },
+        { many, "too many hosts" },
+    };
+    for (size_t i = 0; i < sizeof (cases) / sizeof (cases[0]); i++) {
+        redis_url_t url;
+        char error[200] = "";
+        int rc = redis_url_parse (cases[i].text, &url, error, sizeof (error));
+        if (rc != -1 || !strstr (error, cases[i].reason))
+            print_error ("%s: rc %d, error \"%s\"\n", cases[i].text, rc, error);
+        assert_int_equal (rc, -1);
+        assert_non_null (strstr (error, cases[i].reason));
+        assert_null (strchr (error, '\n'));
+        assert_int_equal (url.node_count, 0);
+    }
+}
+
+static void
+described_list_url_masks_the_password (void **state)
+{
+    (void) state;
+    redis_url_t url;
+    char text[400];
+    s_parse_ok ("redis-sentinel://:hunter2@a:1,[::1]:2/3#m", &url);
+    redis_url_describe (&url, text, sizeof (text));
+    assert_string_equal (text, "redis-sentinel://:***@a:1,[::1]:2/3#m");
+    s_parse_ok ("redis-cluster://a:1,b:2", &url);
+    redis_url_describe (&url, text, sizeof (text));
+    assert_string_equal (text, "redis-cluster://a:1,b:2");
 }
 
 int
@@ -244,6 +358,10 @@ main (void)
         cmocka_unit_test (password_longer_than_the_limit_is_refused),
         cmocka_unit_test (described_url_masks_the_password),
         cmocka_unit_test (refusal_says_which_form_was_wrong),
+        cmocka_unit_test (sentinel_url_lists_sentinels_db_and_master),
+        cmocka_unit_test (cluster_url_lists_seed_nodes),
+        cmocka_unit_test (bad_sentinel_and_cluster_urls_name_the_problem),
+        cmocka_unit_test (described_list_url_masks_the_password),
     };
     return cmocka_run_group_tests (tests, NULL, NULL);
 }

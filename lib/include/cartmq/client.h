@@ -48,7 +48,7 @@
 #define CMQ_DEFAULT_RETRIES    2
 
 //  Brokers one client may be given; backoff of a broker that went silent.
-#define CMQ_CLIENT_MAX_ENDPOINTS  64
+#define CMQ_CLIENT_MAX_ENDPOINTS  CMQ_MAX_BROKERS
 #define CMQ_CLIENT_BACKOFF_MIN_MS 1000
 #define CMQ_CLIENT_BACKOFF_MAX_MS 30000
 //  Attempts of the last sync call whose broker is remembered.

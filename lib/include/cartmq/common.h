@@ -16,6 +16,9 @@
 
 #define CMQ_DEFAULT_ENDPOINT "tcp://127.0.0.1:5555"
 
+//  Brokers one worker or client may name (contract §7).
+#define CMQ_MAX_BROKERS 64
+
 //  Room for any reason a library call gives, NUL included.
 #define CMQ_ERRSTR_SIZE 256
 

@@ -42,7 +42,7 @@
 #define CMQ_DEFAULT_HEARTBEAT_MS 2500
 #define CMQ_DEFAULT_LIVENESS     3
 //  Most brokers one worker serves.
-#define CMQ_WORKER_MAX_BROKERS 64
+#define CMQ_WORKER_MAX_BROKERS CMQ_MAX_BROKERS
 
 typedef struct _cmq_worker_t cmq_worker_t;
 

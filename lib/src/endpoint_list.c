@@ -1,6 +1,6 @@
-//  worker_endpoints.c - the brokers a worker config names, no sockets
+//  endpoint_list.c - the brokers a worker or client config names, no sockets
 
-#include "cartmq/worker_endpoints.h"
+#include "cartmq/endpoint_list.h"
 
 #include <string.h>
 
@@ -23,15 +23,14 @@ s_add (zlist_t *list, const char *start, size_t size, char *error,
             char shown[CMQ_LOG_ESCAPED_BYTES (64)];
             cmq_log_escape (endpoint, size, shown, sizeof (shown));
             cmq_error_set (error, error_size,
-                           "duplicate endpoint %s: a worker registers once "
-                           "per broker",
+                           "duplicate endpoint %s: one connection per broker",
                            shown);
             free (endpoint);
             return -1;
         }
-    if (zlist_size (list) >= CMQ_WORKER_MAX_BROKERS) {
+    if (zlist_size (list) >= CMQ_MAX_BROKERS) {
         cmq_error_set (error, error_size, "more than %d broker endpoints",
-                       CMQ_WORKER_MAX_BROKERS);
+                       CMQ_MAX_BROKERS);
         free (endpoint);
         return -1;
     }
@@ -57,27 +56,23 @@ s_add_value (zlist_t *list, const char *value, char *error, size_t error_size)
 }
 
 zlist_t *
-cmq_worker_endpoints_new (const cmq_worker_config_t *config, char *error,
-                          size_t error_size)
+cmq_endpoint_list_new (const char *endpoint, const char *const *endpoints,
+                       size_t count, char *error, size_t error_size)
 {
-    assert (config);
     zlist_t *list = zlist_new ();
     zlist_autofree (list);
     int rc = 0;
-    if (config->endpoint_count > 0) {
-        assert (config->endpoints);
-        for (size_t index = 0; index < config->endpoint_count && rc == 0;
-             index++)
-            rc = config->endpoints[index]
-                   ? s_add_value (list, config->endpoints[index], error,
-                                  error_size)
+    if (count > 0) {
+        assert (endpoints);
+        for (size_t index = 0; index < count && rc == 0; index++)
+            rc = endpoints[index]
+                   ? s_add_value (list, endpoints[index], error, error_size)
                    : 0;
     } else
-        rc = s_add_value (
-          list, config->endpoint ? config->endpoint : CMQ_DEFAULT_ENDPOINT,
-          error, error_size);
+        rc = s_add_value (list, endpoint ? endpoint : CMQ_DEFAULT_ENDPOINT,
+                          error, error_size);
     if (rc == 0 && zlist_size (list) == 0) {
-        cmq_error_set (error, error_size, "endpoint is empty");
+        cmq_error_set (error, error_size, "empty endpoint list");
         rc = -1;
     }
     if (rc)

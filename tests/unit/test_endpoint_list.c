@@ -1,4 +1,4 @@
-//  test_worker_endpoints.c - which brokers a worker config names
+//  test_endpoint_list.c - which brokers a worker or client config names
 
 #include <setjmp.h>
 #include <stdarg.h>
@@ -9,7 +9,8 @@
 #include <czmq.h>
 #include <string.h>
 
-#include "cartmq/worker_endpoints.h"
+#include "cartmq/endpoint_list.h"
+#include "cartmq/worker.h"
 
 //  The endpoints config names, joined by '|', or "ERROR: reason".
 static char *
@@ -17,7 +18,9 @@ s_brokers (const cmq_worker_config_t *config)
 {
     static char text[2048];
     char error[CMQ_ERRSTR_SIZE] = "";
-    zlist_t *list = cmq_worker_endpoints_new (config, error, sizeof (error));
+    zlist_t *list =
+      cmq_endpoint_list_new (config->endpoint, config->endpoints,
+                             config->endpoint_count, error, sizeof (error));
     if (!list) {
         snprintf (text, sizeof (text), "ERROR: %s", error);
         return text;
@@ -78,8 +81,8 @@ the_same_endpoint_twice_is_refused_naming_it (void **state)
     config.endpoints = values;
     config.endpoint_count = 3;
     assert_string_equal (s_brokers (&config),
-                         "ERROR: duplicate endpoint tcp://a:1: a worker "
-                         "registers once per broker");
+                         "ERROR: duplicate endpoint tcp://a:1: one "
+                         "connection per broker");
     config.endpoint_count = 0;
     config.endpoint = "tcp://b:2,tcp://b:2";
     assert_non_null (
@@ -104,27 +107,27 @@ an_empty_list_is_refused (void **state)
     cmq_worker_config_t config;
     cmq_worker_config_defaults (&config);
     config.endpoint = " , ";
-    assert_string_equal (s_brokers (&config), "ERROR: endpoint is empty");
+    assert_string_equal (s_brokers (&config), "ERROR: empty endpoint list");
     config.endpoint = "";
-    assert_string_equal (s_brokers (&config), "ERROR: endpoint is empty");
+    assert_string_equal (s_brokers (&config), "ERROR: empty endpoint list");
 }
 
 static void
 more_brokers_than_the_limit_are_refused (void **state)
 {
     (void) state;
-    char names[CMQ_WORKER_MAX_BROKERS + 1][32];
-    const char *values[CMQ_WORKER_MAX_BROKERS + 1];
-    for (int index = 0; index <= CMQ_WORKER_MAX_BROKERS; index++) {
+    char names[CMQ_MAX_BROKERS + 1][32];
+    const char *values[CMQ_MAX_BROKERS + 1];
+    for (int index = 0; index <= CMQ_MAX_BROKERS; index++) {
         snprintf (names[index], sizeof (names[index]), "tcp://h:%d", index + 1);
         values[index] = names[index];
     }
     cmq_worker_config_t config;
     cmq_worker_config_defaults (&config);
     config.endpoints = values;
-    config.endpoint_count = CMQ_WORKER_MAX_BROKERS;
+    config.endpoint_count = CMQ_MAX_BROKERS;
     assert_null (strstr (s_brokers (&config), "ERROR"));
-    config.endpoint_count = CMQ_WORKER_MAX_BROKERS + 1;
+    config.endpoint_count = CMQ_MAX_BROKERS + 1;
     assert_non_null (strstr (s_brokers (&config), "ERROR: more than"));
 }
 
