@@ -157,7 +157,7 @@ static void
 sync_call_moves_to_the_other_broker (void **state)
 {
     (void) state;
-    stand_in_t silent, echo;
+    stand_in_t silent = { 0 }, echo = { 0 };
     stand_in_open (&silent);
     zactor_t *actor = zactor_new (s_echo_actor, &echo);
     const char *list[] = { silent.endpoint, echo.endpoint };
@@ -196,7 +196,7 @@ static void
 no_reply_names_attempts_and_brokers (void **state)
 {
     (void) state;
-    stand_in_t first, second;
+    stand_in_t first = { 0 }, second = { 0 };
     stand_in_open (&first);
     stand_in_open (&second);
     const char *list[] = { first.endpoint, second.endpoint };
@@ -224,7 +224,7 @@ static void
 async_spreads_and_avoids_a_silent_broker (void **state)
 {
     (void) state;
-    stand_in_t live, silent;
+    stand_in_t live = { 0 }, silent = { 0 };
     stand_in_open (&live);
     stand_in_open (&silent);
     const char *list[] = { live.endpoint, silent.endpoint };
