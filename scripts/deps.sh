@@ -10,7 +10,7 @@ python_packages=(python3-pip python3-setuptools python3-wheel python3-venv)
 packages=(build-essential cmake pkg-config clang clang-format valgrind
     libzmq3-dev libczmq-dev libmsgpack-dev libhiredis-dev libcmocka-dev
     redis-server python3 python3-zmq python3-msgpack python3-redis
-    python3-pytest tshark libjson-c-dev libmicrohttpd-dev
+    python3-pytest python3-pytest-xdist tshark libjson-c-dev libmicrohttpd-dev
     python3-prometheus-client)
 
 #  Redis Sentinel and Cluster for their harness tests (issue 16).
