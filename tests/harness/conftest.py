@@ -15,6 +15,7 @@ so the suite can never hang.
 """
 
 import faulthandler
+import os
 import signal
 import subprocess
 import sys
@@ -196,3 +197,33 @@ def pytest_report_header(config):
     return ("cartmq harness: build dir %s, sanitize=%s (time bounds x%d), "
             "heartbeat %d ms x liveness %d"
             % (support.BUILD_DIR, support.SANITIZE, support.SCALE, HB_MS, LIVENESS))
+
+
+@pytest.fixture
+def run_sh(tmp_path):
+    """run_sh(*args) -> (Popen, log path) of scripts/run.sh with its state
+    under tmp_path, this build's programs, free ports; everything it
+    started is SIGKILLed at teardown if still there."""
+    started = []
+
+    def run(*args, first_port, redis_port):
+        log = tmp_path / "run.sh.log"
+        env = dict(os.environ, CARTMQ_BUILD_DIR=str(support.BUILD_DIR),
+                   CARTMQ_STATE_DIR=str(tmp_path / "var"), CARTMQ_REDIS_PORT=str(redis_port),
+                   CARTMQ_BROKER_PORT=str(first_port))
+        with open(log, "wb") as out:
+            proc = subprocess.Popen(["bash", str(support.REPO_DIR / "scripts" / "run.sh"), *args],
+                                    stdin=subprocess.DEVNULL, stdout=out,
+                                    stderr=subprocess.STDOUT, env=env, cwd=support.REPO_DIR,
+                                    start_new_session=True)
+        started.append(proc)
+        return proc, log
+
+    yield run
+    for proc in started:
+        for pid in support.session_pids(proc.pid):
+            try:
+                os.kill(pid, signal.SIGKILL)
+            except OSError:
+                pass
+        proc.wait(timeout=10)

@@ -545,3 +545,19 @@ class CartClient:
         if request_id is not None:
             request["request_id"] = request_id
         return self.call(request)
+
+
+def session_pids(sid):
+    """Processes of session sid still running (zombies aside)."""
+    pids = []
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            stat = (entry / "stat").read_text()
+        except OSError:
+            continue
+        fields = stat[stat.rindex(")") + 2:].split()
+        if int(fields[3]) == sid and fields[0] != "Z":
+            pids.append(int(entry.name))
+    return pids

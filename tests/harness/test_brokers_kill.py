@@ -768,52 +768,6 @@ def two_free_ports():
     raise RuntimeError("no two consecutive free ports")
 
 
-def session_pids(sid):
-    """Processes of session sid still running (zombies aside)."""
-    pids = []
-    for entry in Path("/proc").iterdir():
-        if not entry.name.isdigit():
-            continue
-        try:
-            stat = (entry / "stat").read_text()
-        except OSError:
-            continue
-        fields = stat[stat.rindex(")") + 2:].split()
-        if int(fields[3]) == sid and fields[0] != "Z":
-            pids.append(int(entry.name))
-    return pids
-
-
-@pytest.fixture
-def run_sh(tmp_path):
-    """run_sh(*args) -> (Popen, log path) of scripts/run.sh with its state
-    under tmp_path, this build's programs, free ports; everything it
-    started is SIGKILLed at teardown if still there."""
-    started = []
-
-    def run(*args, first_port, redis_port):
-        log = tmp_path / "run.sh.log"
-        env = dict(os.environ, CARTMQ_BUILD_DIR=str(support.BUILD_DIR),
-                   CARTMQ_STATE_DIR=str(tmp_path / "var"), CARTMQ_REDIS_PORT=str(redis_port),
-                   CARTMQ_BROKER_PORT=str(first_port))
-        with open(log, "wb") as out:
-            proc = subprocess.Popen(["bash", str(REPO_DIR / "scripts" / "run.sh"), *args],
-                                    stdin=subprocess.DEVNULL, stdout=out,
-                                    stderr=subprocess.STDOUT, env=env, cwd=REPO_DIR,
-                                    start_new_session=True)
-        started.append(proc)
-        return proc, log
-
-    yield run
-    for proc in started:
-        for pid in session_pids(proc.pid):
-            try:
-                os.kill(pid, signal.SIGKILL)
-            except OSError:
-                pass
-        proc.wait(timeout=10)
-
-
 def test_run_sh_two_brokers_serve_through_each_and_stop_on_sigint(run_sh, run_cli):
     first = two_free_ports()
     proc, log = run_sh("--brokers", "2", "--no-build", first_port=first,
@@ -840,8 +794,8 @@ def test_run_sh_two_brokers_serve_through_each_and_stop_on_sigint(run_sh, run_cl
 
     proc.send_signal(signal.SIGINT)
     assert proc.wait(timeout=10 * SCALE) == 0, log.read_text()
-    assert wait_until(lambda: not session_pids(proc.pid), 5.0 * SCALE), \
-        "left running after SIGINT: %r" % session_pids(proc.pid)
+    assert wait_until(lambda: not support.session_pids(proc.pid), 5.0 * SCALE), \
+        "left running after SIGINT: %r" % support.session_pids(proc.pid)
     text = log.read_text()
     assert "stopping cluster" in text
     for mark in support.SANITIZER_MARKS:

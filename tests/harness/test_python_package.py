@@ -647,14 +647,15 @@ def readme_blocks():
     return blocks["sh"], blocks["python"]
 
 
-def test_readme_snippet_runs_verbatim_after_pip_install(tmp_path, redis_server, start_broker,
-                                                        start_worker):
+def test_readme_snippet_runs_verbatim_after_pip_install(tmp_path, run_sh):
     install, snippet = readme_blocks()
     assert "tcp://127.0.0.1:5555" in snippet
-    #  The snippet names scripts/run.sh's endpoint, so the broker takes it.
+    #  The snippet runs against scripts/run.sh's cluster, on its default
+    #  broker port (the state and Redis port are the test's own).
     assert wait_until(lambda: not port_open(5555), bound(10)), "port 5555 is in use"
-    broker = start_broker(port=5555)
-    start_worker(broker.endpoint, redis_server.url)
+    cluster, log = run_sh("--no-build", first_port=5555, redis_port=support.free_port())
+    assert wait_workers("tcp://127.0.0.1:5555", "cart", 2, bound(START_S * 2)), \
+        log.read_text()
     #  pip builds in the source tree: give it a copy, as a clone would be.
     shutil.copytree(PYTHON_DIR, tmp_path / "python",
                     ignore=shutil.ignore_patterns("__pycache__", "build", "*.egg-info"))
@@ -667,3 +668,5 @@ def test_readme_snippet_runs_verbatim_after_pip_install(tmp_path, redis_server, 
                             timeout=bound(30))
     assert result.returncode == 0, result.stderr
     assert result.stdout.splitlines()[-1] == "2500 [('sku-1', 2)]", result.stdout
+    cluster.send_signal(signal.SIGTERM)
+    assert cluster.wait(timeout=bound(10)) == 0, log.read_text()
