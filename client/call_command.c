@@ -89,12 +89,7 @@ call_command_run (commands_globals_t *globals, int argc, char **argv)
     zmsg_t *body = rc == COMMANDS_GO ? s_body_new (positional[1]) : NULL;
     if (rc == COMMANDS_GO && !body)
         rc = COMMANDS_EXIT_USAGE;
-    cmq_client_t *client = NULL;
-    if (rc == COMMANDS_GO) {
-        client = commands_client_new (globals);
-        if (!client)
-            rc = COMMANDS_EXIT_USAGE;
-    }
+    cmq_client_t *client = commands_client_when_go (globals, &rc);
     if (rc == COMMANDS_GO) {
         int64_t started_ms = zclock_mono ();
         zmsg_t *reply = NULL;

@@ -209,6 +209,17 @@ commands_client_new (const commands_globals_t *globals)
 }
 
 cmq_client_t *
+commands_client_when_go (const commands_globals_t *globals, int *rc)
+{
+    if (*rc != COMMANDS_GO)
+        return NULL;
+    cmq_client_t *client = commands_client_new (globals);
+    if (!client)
+        *rc = COMMANDS_EXIT_USAGE;
+    return client;
+}
+
+cmq_client_t *
 commands_client_one (const commands_globals_t *globals, cmq_client_t *client,
                      size_t index)
 {

@@ -69,6 +69,11 @@ int commands_require (const char *command, const char *flag, bool is_given);
 //  endpoint (or one given twice) or the certificates are unusable.
 cmq_client_t *commands_client_new (const commands_globals_t *globals);
 
+//  commands_client_new when *rc is COMMANDS_GO, else NULL; a client that
+//  cannot be made turns *rc into the usage exit code.
+cmq_client_t *commands_client_when_go (const commands_globals_t *globals,
+                                       int *rc);
+
 //  The same for one broker only: the index-th endpoint of client.
 cmq_client_t *commands_client_one (const commands_globals_t *globals,
                                    cmq_client_t *client, size_t index);

@@ -251,12 +251,7 @@ mmi_commands_services (commands_globals_t *globals, int argc, char **argv)
     const char *positional[1];
     int rc = commands_parse (globals, "services", "[--json]", table, argc, argv,
                              positional, 0);
-    cmq_client_t *client = NULL;
-    if (rc == COMMANDS_GO) {
-        client = commands_client_new (globals);
-        if (!client)
-            rc = COMMANDS_EXIT_USAGE;
-    }
+    cmq_client_t *client = commands_client_when_go (globals, &rc);
     if (rc == COMMANDS_GO) {
         s_query_t query = { "mmi.services", MSGPACK_OBJECT_ARRAY, is_json,
                             s_show_services };
@@ -400,12 +395,7 @@ mmi_commands_stats (commands_globals_t *globals, int argc, char **argv)
         cmq_options_free (table);
         return metrics_command_print_once (globals);
     }
-    cmq_client_t *client = NULL;
-    if (rc == COMMANDS_GO) {
-        client = commands_client_new (globals);
-        if (!client)
-            rc = COMMANDS_EXIT_USAGE;
-    }
+    cmq_client_t *client = commands_client_when_go (globals, &rc);
     if (rc == COMMANDS_GO && watch_s == 0) {
         rc = s_stats_once (globals, client, is_json, false);
         if (rc == COMMANDS_GO)
