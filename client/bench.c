@@ -30,7 +30,8 @@
 
 #define S_PROGRAM "cartmq bench"
 #define S_USAGE                                                                \
-    "[--service S] [--clients N] [--window W] [--duration S | --requests N]\n" \
+    "[--service S [--services N]] [--clients N] [--window W]\n"                \
+    "       [--duration S | --requests N]\n"                                   \
     "       [--warmup S] [--users U] [--mix add=60,get=30,remove=10]\n"        \
     "       [--size BYTES] [--timeout-ms N] [--request-ids] [--json]\n"        \
     "       [--connect ENDPOINT[,ENDPOINT...]]... "                            \
@@ -52,7 +53,7 @@
 #define S_DEFAULT_SIZE       32
 #define S_MAX_WINDOW         1000  //  item ids s0..s999: one cart's limit
 #define S_TICK_MS            20    //  timeout scan and interrupt check
-#define S_OPTION_SLOTS       16    //  15 flags and the terminator
+#define S_OPTION_SLOTS       17    //  16 flags and the terminator
 #define S_PROGRESS_NS        1000000000LL
 
 int64_t
@@ -321,6 +322,16 @@ s_parse (bench_settings_t *settings, cmq_option_t *table, int argc, char **argv,
         fprintf (stderr, "%s: --service: 1 to 255 bytes\n", S_PROGRAM);
         return 2;
     }
+    char longest[BENCH_SERVICE_NAME_MAX + 1];
+    if (!bench_service_name (
+          settings->service ? settings->service : CMQ_CART_SERVICE,
+          settings->services, (uint64_t) settings->services - 1, longest,
+          sizeof (longest))) {
+        fprintf (stderr,
+                 "%s: --service with --services: names over 255 bytes\n",
+                 S_PROGRAM);
+        return 2;
+    }
     char error[128];
     if (bench_mix_parse (settings->mix ? settings->mix : S_DEFAULT_MIX, mix,
                          error, sizeof (error)) != 0) {
@@ -344,6 +355,10 @@ s_options (bench_settings_t *settings, cmq_option_t *table)
     cmq_option_t options[] = {
         { "service", CMQ_OPT_STRING, "S", "service to load (default cart)", 0,
           0, &settings->service },
+        { "services", CMQ_OPT_INT, "N",
+          "spread requests round-robin over services S0..S<N-1> (default 1: "
+          "S itself)",
+          1, 100000, &settings->services },
         { "clients", CMQ_OPT_INT, "N", "clients, one socket each (default 1)",
           1, 10000, &settings->clients },
         { "window", CMQ_OPT_INT, "W",
@@ -408,7 +423,8 @@ bench_main (const bench_globals_t *globals, int argc, char **argv)
         false,
         globals->endpoints ? zlist_dup (globals->endpoints) : NULL,
         s_strdup_or_null (globals->curve_server),
-        s_strdup_or_null (globals->curve_cert)
+        s_strdup_or_null (globals->curve_cert),
+        1
     };
     cmq_option_t table[S_OPTION_SLOTS];
     s_options (&settings, table);

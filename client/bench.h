@@ -45,6 +45,15 @@ int bench_main (const bench_globals_t *globals, int argc, char **argv);
 //  Monotonic clock in nanoseconds, what every latency here is timed by.
 int64_t bench_now_ns (void);
 
+//  --services N: the service the index-th request goes to: service
+//  itself when services is 1, else service followed by index mod services
+//  in decimal ("echo" 3 -> echo0 echo1 echo2 echo0 ...), written into
+//  buffer (size bytes). Returns the name, or NULL if it does not fit in
+//  size bytes or is over BENCH_SERVICE_NAME_MAX bytes.
+#define BENCH_SERVICE_NAME_MAX 255
+const char *bench_service_name (const char *service, int64_t services,
+                                uint64_t index, char *buffer, size_t size);
+
 //  Latency histograms are cmq_histogram_t (cartmq/histogram.h) of
 //  nanoseconds at this precision: within 0.4% of each value, up to about
 //  2^43 ns (2.4 hours). Window-1 latencies of two setups a few percent

@@ -89,6 +89,21 @@ s_add_cart (bench_t *self, cmq_cart_method_t method, uint32_t slot,
     free (heap);
 }
 
+const char *
+bench_service_name (const char *service, int64_t services, uint64_t index,
+                    char *buffer, size_t size)
+{
+    assert (service && services >= 1 && buffer);
+    if (services == 1)
+        return service;
+    int written = snprintf (buffer, size, "%s%" PRIu64, service,
+                            index % (uint64_t) services);
+    if (written < 0 || (size_t) written >= size ||
+        written > BENCH_SERVICE_NAME_MAX)
+        return NULL;
+    return buffer;
+}
+
 //  Sends one request on a free slot of peer. Returns 0, or -1 if the
 //  socket refused it (the slot stays free).
 static int
@@ -109,7 +124,11 @@ s_send_one (bench_t *self, bench_peer_t *peer, int64_t now_ns)
         s_put_u32 (self->opaque + 4, slot->generation);
         zmsg_addmem (body, self->opaque, (size_t) self->settings->size);
     }
-    if (cmq_client_send (peer->client, self->settings->service, &body) != 0) {
+    const char *service = bench_service_name (
+      self->settings->service, self->settings->services, self->service_turn++,
+      self->service_name, sizeof (self->service_name));
+    assert (service);  //  bench.c checked the longest name fits
+    if (cmq_client_send (peer->client, service, &body) != 0) {
         peer->free[peer->free_count++] = index;
         self->counts.send_fails++;
         return -1;

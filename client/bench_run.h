@@ -39,6 +39,7 @@ typedef struct {
     zlist_t *connect;  //  endpoints; peer i uses the (i mod n)-th
     char *curve_server;
     char *curve_cert;
+    int64_t services;  //  above 1: spread over services S0..S<services-1>
 } bench_settings_t;
 
 typedef struct {
@@ -92,6 +93,8 @@ typedef struct {
     int64_t measure_ns;      //  when the measured interval started
     int64_t stop_ns;         //  duration mode: when sending stops
     int64_t last_reply_ns;   //  end of the measured interval
+    uint64_t service_turn;   //  --services: requests sent so far
+    char service_name[BENCH_SERVICE_NAME_MAX + 1];  //  --services: scratch
 } bench_t;
 
 //  Random numbers for users, methods and item ids (xorshift64).

@@ -397,6 +397,34 @@ silent_service_counts_timeouts_and_exits_3 (void **state)
     zsock_destroy (&router);
 }
 
+//  --services N: round-robin over S0..S<N-1>; 1 keeps S itself.
+static void
+services_go_round_robin_and_one_keeps_the_name (void **state)
+{
+    (void) state;
+    char buffer[BENCH_SERVICE_NAME_MAX + 1];
+    assert_string_equal (
+      bench_service_name ("echo", 1, 7, buffer, sizeof (buffer)), "echo");
+    assert_string_equal (
+      bench_service_name ("echo", 3, 0, buffer, sizeof (buffer)), "echo0");
+    assert_string_equal (
+      bench_service_name ("echo", 3, 4, buffer, sizeof (buffer)), "echo1");
+    assert_string_equal (
+      bench_service_name ("svc", 1000, 1999, buffer, sizeof (buffer)),
+      "svc999");
+    //  Too long for the buffer, or over 255 bytes: NULL.
+    assert_null (bench_service_name ("echo", 100, 99, buffer, 6));
+    char longest[300];
+    memset (longest, 'a', 255);
+    longest[255] = 0;
+    assert_null (bench_service_name (longest, 10, 0, buffer, sizeof (buffer)));
+    assert_non_null (
+      bench_service_name (longest, 1, 0, buffer, sizeof (buffer)));
+    char *too_long[] = { "bench", "--service", longest, "--services", "10" };
+    char output[2048];
+    assert_int_equal (s_run_captured (too_long, 5, output, sizeof (output)), 2);
+}
+
 static void
 bad_flags_exit_2_before_connecting (void **state)
 {
@@ -430,6 +458,7 @@ main (void)
         cmocka_unit_test (
           a_wrong_guess_is_corrected_when_the_guessed_slot_gets_its_own_reply),
         cmocka_unit_test (silent_service_counts_timeouts_and_exits_3),
+        cmocka_unit_test (services_go_round_robin_and_one_keeps_the_name),
         cmocka_unit_test (bad_flags_exit_2_before_connecting),
     };
     return cmocka_run_group_tests (tests, NULL, NULL);
