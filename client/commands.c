@@ -156,11 +156,9 @@ commands_require (const char *command, const char *flag, bool is_given)
     return COMMANDS_EXIT_USAGE;
 }
 
-//  The config the global flags give, endpoints borrowed from list (room
-//  for CMQ_CLIENT_MAX_ENDPOINTS; more is left to cmq_client_new to refuse).
-static void
-s_config (const commands_globals_t *globals, cmq_client_config_t *config,
-          const char **list)
+void
+commands_client_config (const commands_globals_t *globals,
+                        cmq_client_config_t *config, const char **list)
 {
     cmq_client_config_defaults (config);
     size_t count = 0;
@@ -198,7 +196,7 @@ commands_client_new (const commands_globals_t *globals)
     }
     const char *list[CMQ_CLIENT_MAX_ENDPOINTS];
     cmq_client_config_t config;
-    s_config (globals, &config, list);
+    commands_client_config (globals, &config, list);
     if (globals->endpoints &&
         zlist_size (globals->endpoints) > CMQ_CLIENT_MAX_ENDPOINTS) {
         fprintf (stderr, "cartmq: more than %d endpoints\n",
@@ -225,7 +223,7 @@ commands_client_one (const commands_globals_t *globals, cmq_client_t *client,
 {
     const char *list[CMQ_CLIENT_MAX_ENDPOINTS];
     cmq_client_config_t config;
-    s_config (globals, &config, list);
+    commands_client_config (globals, &config, list);
     config.endpoints = NULL;
     config.endpoint_count = 0;
     config.endpoint = cmq_client_endpoint (client, index);

@@ -69,6 +69,12 @@ int commands_require (const char *command, const char *flag, bool is_given);
 //  endpoint (or one given twice) or the certificates are unusable.
 cmq_client_t *commands_client_new (const commands_globals_t *globals);
 
+//  The client config the global flags give, its endpoints borrowed from
+//  list (room for CMQ_CLIENT_MAX_ENDPOINTS; more is left to cmq_client_new
+//  to refuse), for a command that makes its own clients.
+void commands_client_config (const commands_globals_t *globals,
+                             cmq_client_config_t *config, const char **list);
+
 //  commands_client_new when *rc is COMMANDS_GO, else NULL; a client that
 //  cannot be made turns *rc into the usage exit code.
 cmq_client_t *commands_client_when_go (const commands_globals_t *globals,

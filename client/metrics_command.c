@@ -10,49 +10,16 @@
 
 #define S_USAGE "--listen HOST:PORT"
 
-//  The --connect endpoints as an array (the default when none), borrowed
-//  from globals; the caller frees the array only.
-static const char **
-s_endpoints (const commands_globals_t *globals, size_t *count_p)
-{
-    static const char *fallback = CMQ_DEFAULT_ENDPOINT;
-    size_t count = globals->endpoints ? zlist_size (globals->endpoints) : 0;
-    const char **endpoints =
-      (const char **) zmalloc ((count ? count : 1) * sizeof (char *));
-    if (count == 0) {
-        endpoints[0] = fallback;
-        count = 1;
-    } else {
-        size_t index = 0;
-        for (const char *endpoint =
-               (const char *) zlist_first (globals->endpoints);
-             endpoint;
-             endpoint = (const char *) zlist_next (globals->endpoints))
-            endpoints[index++] = endpoint;
-    }
-    *count_p = count;
-    return endpoints;
-}
-
 static stats_gather_t *
 s_gather_new (const commands_globals_t *globals)
 {
-    if (!globals->curve_server != !globals->curve_cert) {
-        fprintf (stderr,
-                 "cartmq: --curve-server and --curve-cert go together\n");
-        return NULL;
-    }
-    size_t count = 0;
-    const char **endpoints = s_endpoints (globals, &count);
-    stats_gather_config_t config = { endpoints, count,
-                                     (int) globals->timeout_ms,
-                                     globals->curve_server,
-                                     globals->curve_cert };
+    const char *list[CMQ_CLIENT_MAX_ENDPOINTS];
+    cmq_client_config_t config;
+    commands_client_config (globals, &config, list);
     char error[CMQ_ERRSTR_SIZE] = "cannot connect";
     stats_gather_t *gather = stats_gather_new (&config, error, sizeof (error));
     if (!gather)
         fprintf (stderr, "cartmq: %s\n", error);
-    free (endpoints);
     return gather;
 }
 
@@ -137,8 +104,7 @@ metrics_command_print_once (commands_globals_t *globals)
         return COMMANDS_EXIT_USAGE;
     int answered = stats_gather_write_prometheus (gather, stdout);
     fflush (stdout);
-    size_t count = 0;
-    free (s_endpoints (globals, &count));
+    size_t count = stats_gather_count (gather);
     stats_gather_destroy (&gather);
     if (answered < 0)
         return COMMANDS_EXIT_STATUS;

@@ -6,6 +6,7 @@
 #include "prometheus.h"
 
 #include "cartmq/client.h"
+#include "cartmq/endpoint_list.h"
 
 #include <czmq.h>
 #include <errno.h>
@@ -55,11 +56,15 @@ s_forget_answer (s_broker_t *broker)
 }
 
 stats_gather_t *
-stats_gather_new (const stats_gather_config_t *config, char *error,
+stats_gather_new (const cmq_client_config_t *config, char *error,
                   size_t error_size)
 {
     assert (config);
-    assert (config->count > 0);
+    zlist_t *endpoints =
+      cmq_endpoint_list_new (config->endpoint, config->endpoints,
+                             config->endpoint_count, error, error_size);
+    if (!endpoints)
+        return NULL;
     stats_gather_t *self = (stats_gather_t *) zmalloc (sizeof (*self));
     self->timeout_ms =
       config->timeout_ms > 0 ? config->timeout_ms : CMQ_DEFAULT_TIMEOUT_MS;
@@ -67,11 +72,11 @@ stats_gather_new (const stats_gather_config_t *config, char *error,
       config->curve_server ? strdup (config->curve_server) : NULL;
     self->curve_cert = config->curve_cert ? strdup (config->curve_cert) : NULL;
     self->brokers =
-      (s_broker_t *) zmalloc (config->count * sizeof (s_broker_t));
-    self->count = config->count;
-    for (size_t index = 0; index < self->count; index++) {
-        s_broker_t *broker = &self->brokers[index];
-        broker->endpoint = strdup (config->endpoints[index]);
+      (s_broker_t *) zmalloc (zlist_size (endpoints) * sizeof (s_broker_t));
+    for (const char *endpoint = (const char *) zlist_first (endpoints);
+         endpoint; endpoint = (const char *) zlist_next (endpoints)) {
+        s_broker_t *broker = &self->brokers[self->count++];
+        broker->endpoint = strdup (endpoint);
         msgpack_unpacked_init (&broker->unpacked);
         broker->client =
           s_client_new (self, broker->endpoint, error, error_size);
@@ -80,7 +85,15 @@ stats_gather_new (const stats_gather_config_t *config, char *error,
             break;
         }
     }
+    zlist_destroy (&endpoints);
     return self;
+}
+
+size_t
+stats_gather_count (stats_gather_t *self)
+{
+    assert (self);
+    return self->count;
 }
 
 void

@@ -10,22 +10,23 @@
 #ifndef CARTMQ_STATS_GATHER_H
 #define CARTMQ_STATS_GATHER_H
 
+#include "cartmq/client.h"
+
 #include <msgpack.h>
 #include <stddef.h>
 
 typedef struct _stats_gather_t stats_gather_t;
 
-typedef struct {
-    const char *const *endpoints;  //  the brokers, at least one
-    size_t count;
-    int timeout_ms;            //  one deadline for all of them
-    const char *curve_server;  //  or NULL
-    const char *curve_cert;
-} stats_gather_config_t;
-
-//  NULL with the reason in error when an endpoint or cert is unusable.
-stats_gather_t *stats_gather_new (const stats_gather_config_t *config,
+//  One client per broker the config names (its endpoint list read by the
+//  rule of cartmq/endpoint_list.h, so duplicates are refused as everywhere
+//  else), each with the config's timeout as the one deadline, its CURVE
+//  certs and no retries. NULL with the reason in error when an endpoint or
+//  cert is unusable.
+stats_gather_t *stats_gather_new (const cmq_client_config_t *config,
                                   char *error, size_t error_size);
+
+//  How many brokers it asks.
+size_t stats_gather_count (stats_gather_t *self);
 
 void stats_gather_destroy (stats_gather_t **self_p);
 
