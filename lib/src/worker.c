@@ -32,10 +32,16 @@ struct _cmq_worker_t {
     cmq_worker_link_settings_t settings;  //  what every link shares
     cmq_worker_link_t **links;            //  one per broker, config order
     size_t link_count;
-    zmq_pollitem_t *items;         //  the last poll's items, link_count at most
-    size_t *item_links;            //  the link each item polls
-    size_t item_count;             //  items in the last poll
-    size_t next_link;              //  where the next turn starts (fairness)
+    zmq_pollitem_t *items;  //  the last poll's items, link_count at most
+    size_t *item_links;     //  the link each item polls
+    size_t item_count;      //  items in the last poll
+    size_t next_link;       //  where the next turn starts (fairness)
+    //  Per link: a read may find a message without polling first (the
+    //  last poll said readable, or the last read found one), and the recv
+    //  call in which a read last found nothing.
+    bool *has_input;
+    uint64_t *empty_in_call;
+    uint64_t call;                 //  cmq_worker_recv calls so far
     char errstr[CMQ_ERRSTR_SIZE];  //  why the last call failed
 };
 
@@ -129,6 +135,8 @@ s_open_links (cmq_worker_t *self, zlist_t *endpoints, char *error,
       (cmq_worker_link_t **) zmalloc (count * sizeof (cmq_worker_link_t *));
     self->items = (zmq_pollitem_t *) zmalloc (count * sizeof (zmq_pollitem_t));
     self->item_links = (size_t *) zmalloc (count * sizeof (size_t));
+    self->has_input = (bool *) zmalloc (count * sizeof (bool));
+    self->empty_in_call = (uint64_t *) zmalloc (count * sizeof (uint64_t));
     for (const char *endpoint = (const char *) zlist_first (endpoints);
          endpoint; endpoint = (const char *) zlist_next (endpoints)) {
         cmq_worker_link_t *link =
@@ -176,6 +184,8 @@ cmq_worker_destroy (cmq_worker_t **self_p)
     free (self->links);
     free (self->items);
     free (self->item_links);
+    free (self->has_input);
+    free (self->empty_in_call);
     free (self->service);
     free (self->curve_server);
     free (self->curve_cert);
@@ -208,8 +218,9 @@ s_poll_timeout (cmq_worker_t *self, int64_t now_ms, int64_t deadline_ms)
 }
 
 //  Waits up to timeout_ms for any link's socket to be readable, or, before
-//  its READY went out, for its connection to come up. 1 if one is
-//  readable, 0 if none, -1 if interrupted or the context is gone.
+//  its READY went out, for its connection to come up; marks the readable
+//  ones. 1 if one is readable, 0 if none, -1 if interrupted or the
+//  context is gone.
 static int
 s_wait_readable (cmq_worker_t *self, long timeout_ms)
 {
@@ -226,35 +237,86 @@ s_wait_readable (cmq_worker_t *self, long timeout_ms)
     int rc = zmq_poll (self->items, (int) self->item_count, timeout_ms);
     if (rc < 0)
         return errno == EINTR && !zsys_interrupted ? 0 : -1;
+    int readable = 0;
     for (size_t item = 0; item < self->item_count; item++)
-        if (self->items[item].revents & ZMQ_POLLIN)
-            return 1;
-    return 0;
+        if (self->items[item].revents & ZMQ_POLLIN) {
+            self->has_input[self->item_links[item]] = true;
+            readable = 1;
+        }
+    return readable;
 }
 
-//  Reads one message from each readable link in turn, starting after the
-//  link last taken from, until one is a request: a broker with a backlog
-//  gets one turn in each round, like every other. Fills the ticket.
+//  Reads link index (waiting up to wait_ms) and keeps its input state.
+static zmsg_t *
+s_read_link (cmq_worker_t *self, size_t index, int wait_ms,
+             cmq_worker_ticket_t *ticket)
+{
+    bool is_empty = false;
+    zmsg_t *body =
+      cmq_worker_link_recv (self->links[index], ticket, wait_ms, &is_empty);
+    self->has_input[index] = !is_empty;
+    if (is_empty)
+        self->empty_in_call[index] = self->call;
+    if (body)
+        ticket->broker = index;
+    return body;
+}
+
+//  Reads one message from each link that may have input, in turn,
+//  starting after the link last taken from, until one is a request: a
+//  broker with a backlog gets one turn in each round, like every other.
+//  No poll: a read that finds a message costs no system call.
 static zmsg_t *
 s_take_in_turn (cmq_worker_t *self, cmq_worker_ticket_t *ticket)
 {
-    //  Items are in link order: start at the first at or after next_link.
-    size_t first = 0;
-    while (first < self->item_count &&
-           self->item_links[first] < self->next_link)
-        first++;
-    for (size_t step = 0; step < self->item_count; step++) {
-        size_t item = (first + step) % self->item_count;
-        if (!(self->items[item].revents & ZMQ_POLLIN))
+    for (size_t step = 0; step < self->link_count; step++) {
+        size_t index = (self->next_link + step) % self->link_count;
+        if (!self->has_input[index])
             continue;
-        size_t index = self->item_links[item];
-        self->next_link = (index + 1) % self->link_count;
-        zmsg_t *body = cmq_worker_link_recv (self->links[index], ticket);
+        zmsg_t *body = s_read_link (self, index, 0, ticket);
         if (body) {
-            ticket->broker = index;
+            self->next_link = (index + 1) % self->link_count;
             return body;
         }
     }
+    return NULL;
+}
+
+//  True if some link may still have input, or if not every link with a
+//  socket was found empty by a read in this call: a read that finds
+//  nothing has just taken in libzmq's pending commands, so it answers
+//  "nothing now" as surely as a zero-timeout poll would.
+static bool
+s_worth_looking (cmq_worker_t *self)
+{
+    for (size_t index = 0; index < self->link_count; index++) {
+        if (self->has_input[index])
+            return true;
+        if (cmq_worker_link_socket (self->links[index]) &&
+            self->empty_in_call[index] != self->call)
+            return true;
+    }
+    return false;
+}
+
+//  Waits for input up to wait_ms. One broker that can block is read
+//  directly (no poll at all); otherwise every link is polled. A body if
+//  the direct read got a request; NULL otherwise, with *rc -1 if the
+//  wait was interrupted.
+static zmsg_t *
+s_wait (cmq_worker_t *self, long wait_ms, cmq_worker_ticket_t *ticket, int *rc)
+{
+    *rc = 0;
+    if (self->link_count == 1 && wait_ms > 0 &&
+        cmq_worker_link_can_block (self->links[0])) {
+        zmsg_t *body = s_read_link (self, 0, (int) wait_ms, ticket);
+        //  A message that was not a request: there may be more behind it.
+        *rc = self->has_input[0] ? 1 : 0;
+        if (!body && zsys_interrupted)
+            *rc = -1;
+        return body;
+    }
+    *rc = s_wait_readable (self, wait_ms);
     return NULL;
 }
 
@@ -267,6 +329,7 @@ cmq_worker_recv (cmq_worker_t *self, int timeout_ms,
     ticket->address = NULL;
     ticket->generation = 0;
     ticket->broker = 0;
+    self->call++;
     int64_t deadline_ms = timeout_ms < 0 ? -1 : zclock_mono () + timeout_ms;
     int drained_late = 0;
     while (!zsys_interrupted) {
@@ -275,18 +338,20 @@ cmq_worker_recv (cmq_worker_t *self, int timeout_ms,
         bool is_late = deadline_ms >= 0 && now_ms >= deadline_ms;
         if (is_late && drained_late++ >= S_MAX_DRAIN_AFTER_DEADLINE)
             return NULL;
-        int readable =
-          s_wait_readable (self, s_poll_timeout (self, now_ms, deadline_ms));
-        if (readable < 0)
-            return NULL;
-        if (readable == 0) {
-            if (is_late)
-                return NULL;
-            continue;
-        }
         zmsg_t *body = s_take_in_turn (self, ticket);
         if (body)
             return body;
+        long wait_ms = s_poll_timeout (self, now_ms, deadline_ms);
+        if (wait_ms == 0 && !s_worth_looking (self))
+            return NULL;  //  every broker was just read dry
+        int rc = 0;
+        body = s_wait (self, wait_ms, ticket, &rc);
+        if (body)
+            return body;
+        if (rc < 0)
+            return NULL;
+        if (rc == 0 && is_late)
+            return NULL;
     }
     return NULL;
 }

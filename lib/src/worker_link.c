@@ -56,10 +56,14 @@ s_notify (cmq_worker_link_t *self, cmq_worker_notice_t level,
 
 //  Sends without ever blocking: a broker that stopped reading must not
 //  stall the worker. Returns 0, or -1 if the message was dropped.
+//  The socket's send timeout is 0, so a full pipe or no connection fails
+//  the first frame at once (libzmq checks the high-water mark per message,
+//  never mid-message); asking ZMQ_EVENTS first would only cost two more
+//  system calls per reply.
 static int
 s_send (cmq_worker_link_t *self, zmsg_t **msg_p)
 {
-    if (!self->socket || !(zsock_events (self->socket) & ZMQ_POLLOUT)) {
+    if (!self->socket) {
         zmsg_destroy (msg_p);
         return -1;
     }
@@ -298,16 +302,41 @@ s_handle_other (cmq_worker_link_t *self, zmsg_t **msg_p,
     zmsg_destroy (msg_p);
 }
 
+bool
+cmq_worker_link_can_block (cmq_worker_link_t *self)
+{
+    assert (self);
+    return self->socket && self->is_ready_sent;
+}
+
+//  A read with a timeout costs no system call when a message is already
+//  there, and one wait when none is, where zmq_poll first polls with no
+//  timeout and asks ZMQ_EVENTS before and after (five or six calls).
+static zmsg_t *
+s_read (zsock_t *socket, int wait_ms)
+{
+    if (wait_ms == 0)
+        return zmsg_recv (socket);
+    zsock_set_rcvtimeo (socket, wait_ms);
+    zmsg_t *msg = zmsg_recv (socket);
+    zsock_set_rcvtimeo (socket, 0);
+    return msg;
+}
+
 zmsg_t *
-cmq_worker_link_recv (cmq_worker_link_t *self, cmq_worker_ticket_t *ticket)
+cmq_worker_link_recv (cmq_worker_link_t *self, cmq_worker_ticket_t *ticket,
+                      int wait_ms, bool *is_empty)
 {
     assert (self);
     assert (ticket);
+    assert (is_empty);
+    *is_empty = true;
     if (!self->socket)
         return NULL;
-    zmsg_t *msg = zmsg_recv (self->socket);
+    zmsg_t *msg = s_read (self->socket, wait_ms);
     if (!msg)
-        return NULL;  //  nothing after all, or interrupted
+        return NULL;  //  nothing there, or interrupted
+    *is_empty = false;
     cmq_mdp_message_t parsed;
     cmq_mdp_status_t status = cmq_mdp_parse (msg, &parsed);
     if (status == CMQ_MDP_OK && parsed.kind != CMQ_MDP_FROM_WORKER)

@@ -62,11 +62,17 @@ int64_t cmq_worker_link_wait_ms (cmq_worker_link_t *self, int64_t now_ms);
 //  (waiting out a reconnect backoff).
 bool cmq_worker_link_poll_item (cmq_worker_link_t *self, zmq_pollitem_t *item);
 
-//  Reads one message without waiting and acts on it. Returns a REQUEST's
-//  body (caller destroys) with ticket's address and generation filled, or
-//  NULL (nothing there, or a message handled or dropped here).
+//  Reads one message, waiting up to wait_ms (0: not at all), and acts on
+//  it. Returns a REQUEST's body (caller destroys) with ticket's address
+//  and generation filled, or NULL: nothing came (*is_empty set true), or
+//  a message was handled or dropped here (*is_empty false: read again).
 zmsg_t *cmq_worker_link_recv (cmq_worker_link_t *self,
-                              cmq_worker_ticket_t *ticket);
+                              cmq_worker_ticket_t *ticket, int wait_ms,
+                              bool *is_empty);
+
+//  True if the link can wait in a blocking read: it has a socket and its
+//  READY went out (before that, only a poll sees the connection come up).
+bool cmq_worker_link_can_block (cmq_worker_link_t *self);
 
 //  Sends the reply for a ticket that came in on this link. Takes *body_p
 //  and the ticket's address. 0, or -1 with the reason in errstr if the
