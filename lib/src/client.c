@@ -271,6 +271,43 @@ s_take_body (zmsg_t **msg_p, const char *expected_service, char **service_p)
     return msg;
 }
 
+//  Reads the next message on any of items within wait_ms (-1: forever):
+//  *item_p gets its item. NULL with *rc 0 when the time is up, -1 on a
+//  signal or error (errno says which). With one socket there is nothing
+//  to poll between: a read with a timeout costs no system call when a
+//  reply is already there and one wait when none is, where zmq_poll
+//  first polls with no timeout and asks ZMQ_EVENTS before and after.
+static zmsg_t *
+s_read_any (zmq_pollitem_t *items, size_t item_count, long wait_ms,
+            size_t *item_p, int *rc)
+{
+    *rc = 0;
+    if (item_count == 1) {
+        int timeout = (int) wait_ms;
+        zmq_setsockopt (items[0].socket, ZMQ_RCVTIMEO, &timeout,
+                        sizeof (timeout));
+        *item_p = 0;
+        zmsg_t *msg = zmsg_recv (items[0].socket);
+        if (!msg && errno != EAGAIN)
+            *rc = -1;
+        return msg;
+    }
+    int ready = zmq_poll (items, (int) item_count, wait_ms);
+    if (ready < 0)
+        *rc = -1;
+    for (size_t index = 0; ready > 0 && index < item_count; index++)
+        if (items[index].revents & ZMQ_POLLIN) {
+            //  One message per poll: the others stay readable for the
+            //  next, so no broker waits behind another's backlog.
+            *item_p = index;
+            zmsg_t *msg = zmsg_recv (items[index].socket);
+            if (!msg)
+                *rc = -1;
+            return msg;
+        }
+    return NULL;
+}
+
 //  Waits until deadline_ms (zclock_mono; -1: forever) for one valid reply
 //  on any of items and drops anything else that arrives meanwhile.
 //  *item_p gets the index of the item the reply came on.
@@ -287,30 +324,25 @@ s_wait (cmq_client_t *self, zmq_pollitem_t *items, size_t item_count,
             int64_t remaining_ms = deadline_ms - zclock_mono ();
             wait_ms = remaining_ms > 0 ? (long) remaining_ms : 0;
         }
-        int rc = zmq_poll (items, (int) item_count, wait_ms);
+        int rc = 0;
+        size_t index = 0;
+        zmsg_t *msg = s_read_any (items, item_count, wait_ms, &index, &rc);
         if (rc < 0) {
-            if (errno == EINTR || errno == ETERM)
+            if (errno == EINTR || errno == ETERM || zsys_interrupted)
                 return S_WAIT_INTERRUPTED;
             s_set_error (self, "poll failed: %s", zmq_strerror (errno));
             return S_WAIT_FAILED;
         }
-        if (rc == 0) {
+        if (!msg) {
             if (deadline_ms >= 0 && zclock_mono () >= deadline_ms)
                 return S_WAIT_TIMEOUT;
             continue;
         }
-        for (size_t index = 0; index < item_count; index++) {
-            if (!(items[index].revents & ZMQ_POLLIN))
-                continue;
-            zmsg_t *msg = zmsg_recv (items[index].socket);
-            if (!msg)
-                return S_WAIT_INTERRUPTED;
-            zmsg_t *body = s_take_body (&msg, expected_service, service_p);
-            if (body) {
-                *body_p = body;
-                *item_p = index;
-                return S_WAIT_REPLY;
-            }
+        zmsg_t *body = s_take_body (&msg, expected_service, service_p);
+        if (body) {
+            *body_p = body;
+            *item_p = index;
+            return S_WAIT_REPLY;
         }
     }
 }
