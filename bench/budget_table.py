@@ -129,10 +129,15 @@ def _number(value, pattern):
     return "-" if value is None else pattern % value
 
 
+def _thousands(value):
+    return "-" if value is None else format(round(value), ",")
+
+
 def render_budget(rows):
     """The budget table: a row per variant, as cart_budget.measure_row
-    makes them (a row with rps None failed)."""
-    header = ["variant", "req/s", "÷ Redis -P16"]
+    makes them (a row with rps None failed); ratio is the cart's req/s
+    over redis-benchmark -P 16's, measured just before it."""
+    header = ["variant", "req/s", "Redis -P16 req/s", "ratio"]
     for kind in KINDS:
         header += ["%s µs user / sys" % kind, "%s cs vol / invol" % kind]
     header += ["all µs", "Redis alone µs/call", "idle %"]
@@ -143,7 +148,8 @@ def render_budget(rows):
             lines.append("| %s | failed |%s" % (
                 row["variant"], " |" * (len(header) - 2)))
             continue
-        cells = [row["variant"], format(round(row["rps"]), ","),
+        cells = [row["variant"], _thousands(row["rps"]),
+                 _thousands(row.get("redis_p16_rps")),
                  _number(row.get("ratio"), "%.3f")]
         for kind in KINDS:
             figure = row["kinds"].get(kind)

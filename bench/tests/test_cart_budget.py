@@ -145,7 +145,8 @@ def test_ratio_and_rounding():
 
 def row(variant, rps, kinds=None):
     kinds = kinds or {}
-    return {"variant": variant, "rps": rps, "ratio": 0.25, "kinds": kinds,
+    return {"variant": variant, "rps": rps, "ratio": 0.25,
+            "redis_p16_rps": 120000.4, "kinds": kinds,
             "total_us": budget_table.total_us(kinds),
             "redis_alone_us": 6.04, "idle_pct": 3.4}
 
@@ -158,16 +159,17 @@ def test_budget_table():
         dict(row("ipc/4x16/8x16", 31000, {"broker": figure}), ratio=None),
         row("tcp/1x128/8x16", None)])
     lines = text.splitlines()
-    assert lines[0].startswith("| variant | req/s | ÷ Redis -P16 | "
+    assert lines[0].startswith("| variant | req/s | Redis -P16 req/s | "
+                               "ratio | "
                                "client µs user / sys | client cs vol / "
                                "invol | broker µs user / sys |")
     assert lines[0].endswith("| all µs | Redis alone µs/call | idle % |")
     columns = lines[0].count("|")
     assert all(line.count("|") == columns for line in lines)
-    assert lines[2] == ("| tcp/4x16/8x16 | 30,000 | 0.250"
+    assert lines[2] == ("| tcp/4x16/8x16 | 30,000 | 120,000 | 0.250"
                         + " | 10.0 / 5.0 | 0.50 / 0.12" * 4
                         + " | 60.2 | 6.0 | 3 |")
-    assert lines[3] == ("| ipc/4x16/8x16 | 31,000 | - | - | - "
+    assert lines[3] == ("| ipc/4x16/8x16 | 31,000 | 120,000 | - | - | - "
                         "| 10.0 / 5.0 | 0.50 / 0.12 | - | - | - | - "
                         "| 15.0 | 6.0 | 3 |")
     assert lines[4].startswith("| tcp/1x128/8x16 | failed |")
