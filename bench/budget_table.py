@@ -3,6 +3,8 @@ spec means, the per-request arithmetic and the markdown tables (tested in
 bench/tests/test_cart_budget.py).
 """
 
+import statistics
+
 KINDS = ("client", "broker", "worker", "redis")
 
 #  The variants --matrix runs: today's configuration first, then one
@@ -96,6 +98,20 @@ def total_us(kinds):
 
 def ratio(rps, reference):
     return rps / reference if rps and reference else None
+
+
+def combine_rounds(rows):
+    """One table row from a variant's rounds: the round with the median
+    req/s (the lower one of an even count; a failed round counts as 0),
+    so that req/s and every per-kind figure come from one run; but Redis
+    -P16 req/s and the ratio are the medians over the rounds of their
+    per-round values (each ratio taken within its round)."""
+    ordered = sorted(rows, key=lambda row: row.get("rps") or 0)
+    chosen = dict(ordered[(len(ordered) - 1) // 2])
+    for key in ("redis_p16_rps", "ratio"):
+        values = [row[key] for row in rows if row.get(key) is not None]
+        chosen[key] = statistics.median(values) if values else None
+    return chosen
 
 
 def rounded(value, digits):

@@ -190,7 +190,7 @@ class Budget:
 
     def budget(self, variants):
         """Every variant once per round, rounds interleaved; per variant
-        the row of the round with the median req/s."""
+        one row of the rounds (budget_table.combine_rounds)."""
         rows = {spec["variant"]: [] for spec in variants}
         for round_number in range(1, self.args.rounds + 1):
             for variant in variants:
@@ -198,7 +198,8 @@ class Budget:
                 row["round"] = round_number
                 print(json.dumps(budget_table.rounded(row, 3)), flush=True)
                 rows[variant["variant"]].append(row)
-        return [median_row(rows[spec["variant"]]) for spec in variants]
+        return [budget_table.combine_rounds(rows[spec["variant"]])
+                for spec in variants]
 
     # ---------------------------------------------------------------
     # System calls
@@ -262,14 +263,6 @@ def wait_attached(errors_path, processes, timeout_s=10):
             return
         time.sleep(0.05)
     log("  warning: strace attached to fewer than %d processes" % processes)
-
-
-def median_row(rows):
-    """The row with the median req/s (the lower one of an even count; a
-    failed row counts as 0), so that the table's figures all come from
-    one run."""
-    ordered = sorted(rows, key=lambda row: row.get("rps") or 0)
-    return ordered[(len(ordered) - 1) // 2]
 
 
 def parse_args(argv=None):

@@ -175,12 +175,21 @@ def test_budget_table():
     assert lines[4].startswith("| tcp/1x128/8x16 | failed |")
 
 
-def test_median_row_is_one_measured_row():
-    rows = [row("v", 3.0), row("v", None), row("v", 2.0), row("v", 5.0)]
-    assert cart_budget.median_row(rows)["rps"] == 2.0
-    assert cart_budget.median_row(rows[:1])["rps"] == 3.0
-    assert cart_budget.median_row(rows[2:])["rps"] == 2.0
-    assert cart_budget.median_row([row("v", 1.0)] + rows)["rps"] == 2.0
+def test_rounds_combine_into_one_row():
+    rows = [dict(row("v", 3.0), ratio=0.3, redis_p16_rps=100.0, round=1),
+            dict(row("v", None), ratio=None, redis_p16_rps=90.0, round=2),
+            dict(row("v", 2.0), ratio=0.1, redis_p16_rps=200.0, round=3),
+            dict(row("v", 5.0), ratio=0.2, redis_p16_rps=250.0, round=4)]
+    #  req/s 0, 2, 3, 5: the lower median is round 3's row
+    combined = budget_table.combine_rounds(rows)
+    assert (combined["round"], combined["rps"]) == (3, 2.0)
+    #  but the ratio and Redis's req/s are the medians over the rounds
+    assert combined["ratio"] == 0.2
+    assert combined["redis_p16_rps"] == 150.0
+    assert budget_table.combine_rounds(rows[:1])["ratio"] == 0.3
+    assert budget_table.combine_rounds(rows[1:2])["ratio"] is None
+    assert budget_table.combine_rounds(rows + [dict(
+        row("v", 1.0), ratio=0.5, redis_p16_rps=1.0, round=5)])["round"] == 3
 
 
 def test_syscalls_table():
