@@ -156,12 +156,16 @@ class Servers:
         #  Set by start_redis: its port, a redis-py client, cart.lua's sha.
         self.redis_port = self.redis = self.sha = None
 
-    def start_redis(self):
+    def start_redis(self, unixsocket=None):
+        """unixsocket: a path where it also listens (workers reach it at
+        unix://PATH)."""
         self.redis_port = free_port()
+        extra = (["--unixsocket", unixsocket, "--unixsocketperm", "700"]
+                 if unixsocket else [])
         process = self.procs.start("redis", [
             "redis-server", "--bind", "127.0.0.1", "--port",
             str(self.redis_port), "--save", "", "--appendonly", "no",
-            "--daemonize", "no", "--protected-mode", "yes"])
+            "--daemonize", "no", "--protected-mode", "yes"] + extra)
         self.redis = redis.Redis(host="127.0.0.1", port=self.redis_port)
         deadline = time.monotonic() + 10
         while True:
@@ -209,7 +213,11 @@ class Servers:
             return endpoint, processes[0], processes[1:]
         return self.start_forwarder(target) + ([],)
 
-    def start_workers(self, endpoint, count, service, credit, echo):
+    def start_workers(self, endpoint, count, service, credit, echo,
+                      redis_url=None):
+        """redis_url: where the workers reach Redis (default the TCP
+        port of start_redis)."""
+        redis_url = redis_url or "redis://127.0.0.1:%d/0" % self.redis_port
         workers = []
         for _ in range(count):
             args = [self.programs.worker, "--connect", endpoint,
@@ -217,7 +225,7 @@ class Servers:
             if echo:
                 args.append("--echo")
             else:
-                args += ["--redis", "redis://127.0.0.1:%d/0" % self.redis_port]
+                args += ["--redis", redis_url]
             if credit > 1:
                 args += ["--concurrency", str(credit)]
             workers.append(self.procs.start("worker", args))
