@@ -453,7 +453,7 @@ class Scaling:
             print(closing, flush=True)
         return "\n".join(
             [preamble(self.args.rounds, self.args.duration, self.args.rate,
-                      time.monotonic() - started)]
+                      time.monotonic() - started, WARMUP_S)]
             + tables + [closing]).rstrip("\n")
 
 

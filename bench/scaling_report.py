@@ -100,15 +100,16 @@ def render_curve(title, unit, points, rate, target=TARGET_RATIO):
     return "\n".join(lines) + "\n"
 
 
-def preamble(rounds, duration, rate, elapsed_s):
-    return ("Run of %s on %s, %d CPU: %d round%s of %d s per point "
-            "and mode after a 1 s warmup, idle CPU over %d s before each "
-            "round, fixed rate %s; %.0f s in all.\n" % (
+def preamble(rounds, duration, rate, elapsed_s, warmup_s):
+    return ("Run of %s on %s, %d CPU: a 1 s warmup run per point, then "
+            "%d round%s of idle CPU over %d s, a saturated run and a "
+            "fixed-rate run (%s), each of %d s after its own %d s of "
+            "warmup, which its CPU leaves out; %.0f s in all.\n" % (
                 time.strftime("%Y-%m-%d %H:%M"), os.uname().nodename,
                 os.cpu_count(), rounds, "s" if rounds > 1 else "",
-                duration, duration,
+                duration,
                 "%s req/s" % format(rate, ",") if rate else "off",
-                elapsed_s))
+                duration, warmup_s, elapsed_s))
 
 
 def suggestion(points_by_curve, rate):

@@ -185,3 +185,12 @@ def test_write_docs_replaces_only_the_scaling_block(tmp_path, monkeypatch):
     assert "old results" in text and "old curves" not in text
     assert "%s\n\nCommand: `bench/run.py --scaling`\n\nnew curves\n\n%s\n" \
         "## After\n" % (begin, end) in text
+
+
+def test_preamble_says_how_the_points_ran():
+    text = scaling_report.preamble(3, 3, 1000, 612.4, 2)
+    assert text.endswith(
+        "a 1 s warmup run per point, then 3 rounds of idle CPU over 3 s, a "
+        "saturated run and a fixed-rate run (1,000 req/s), each of 3 s after "
+        "its own 2 s of warmup, which its CPU leaves out; 612 s in all.\n")
+    assert "fixed-rate run (off)" in scaling_report.preamble(1, 2, 0, 1, 2)
