@@ -16,6 +16,9 @@ from settings import (CLIENTS, CPU_SECONDS, CREDIT, DOCS, ECHO_SIZE,
 
 BEGIN = "<!-- results:begin -->"
 END = "<!-- results:end -->"
+#  The curves of bench/scaling.py (and run.py --scaling), in the Scaling
+#  section.
+SCALING_MARKERS = ("<!-- scaling:begin -->", "<!-- scaling:end -->")
 
 
 class Report:
@@ -228,15 +231,17 @@ class Report:
                 idle["cpu_percent"], "< 3", lambda v: v < 3, "%.2f")]
 
 
-def write_docs(table, command):
-    """Puts table into docs/benchmarks.md between the results markers
-    (appends the block if the markers are missing)."""
-    block = "%s\n\nCommand: `%s`\n\n%s\n\n%s" % (BEGIN, command, table, END)
+def write_docs(table, command, markers=(BEGIN, END)):
+    """Puts table into docs/benchmarks.md between the markers (the
+    results', unless others are given); appends the block if they are
+    missing."""
+    begin, end = markers
+    block = "%s\n\nCommand: `%s`\n\n%s\n\n%s" % (begin, command, table, end)
     text = open(DOCS).read() if os.path.exists(DOCS) else \
         "# Benchmarks\n\n%s\n" % block
-    if BEGIN in text and END in text:
-        head = text.split(BEGIN, 1)[0]
-        tail = text.split(END, 1)[1]
+    if begin in text and end in text:
+        head = text.split(begin, 1)[0]
+        tail = text.split(end, 1)[1]
         text = head + block + tail
     else:
         text = text.rstrip("\n") + "\n\n" + block + "\n"

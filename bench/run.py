@@ -15,9 +15,13 @@ bounded in time and is stopped at the end (SIGTERM, then SIGKILL).
 
     /usr/bin/python3 bench/run.py [--build DIR] [--rounds N] [--quick]
                                   [--write-docs] [--perf] [--redis-modes]
+                                  [--scaling [--scaling-rate R]]
 
 The markdown goes to stdout; progress to stderr. --write-docs also puts it
-into docs/benchmarks.md between the results markers.
+into docs/benchmarks.md between the results markers. --scaling also runs
+the curves of scaling.py (its quick sizes with --quick) after the other
+rows, in the same run; --write-docs then puts them between the scaling
+markers of the Scaling section.
 
 This file holds the plan (which rows, in which order) and the rounds; the
 rest lives beside it, one concern per module: processes.py (starting and
@@ -42,7 +46,8 @@ from measure import Measure
 from memory import Memory
 from processes import Processes, Programs, Servers, raise_fd_limit
 from redis_modes import RedisModes
-from report import Report, write_docs
+from report import SCALING_MARKERS, Report, write_docs
+from scaling import DEFAULT_RATE, Scaling, options
 from settings import (CLIENTS, CREDIT, ECHO_WORKERS, IDLE_WORKERS, QUEUED,
                       REPO, WINDOW, log)
 
@@ -67,6 +72,8 @@ class Bench:
         self.memory = {}
         self.labels, self.order = {}, []
         self.elapsed = 0.0
+        self.scaling = None    # the curves' markdown, with --scaling
+        self.scaling_points = {}
 
     def plan(self):
         """(key, label, function) of every throughput and latency row, in
@@ -152,6 +159,19 @@ class Bench:
         self.elapsed = time.monotonic() - started
         if self.args.perf:
             self.measure.profile()
+        if self.args.scaling:
+            self.run_scaling()
+
+    def run_scaling(self):
+        """scaling.py's curves, with this run's processes list (so they
+        are stopped with everything else)."""
+        scaling = Scaling(options(self.args.build, self.args.quick,
+                                  self.args.scaling_rate), self.procs)
+        try:
+            self.scaling = scaling.run(show=False)
+        finally:
+            self.scaling_points = scaling.points
+            scaling.context.destroy(0)
 
     def record(self, round_number, keys, results):
         for key, result in zip(keys, results):
@@ -200,6 +220,12 @@ def main():
                         "without --redis-wait 1) and a 3-master Cluster")
     parser.add_argument("--perf", action="store_true",
                         help="perf record the broker during one echo run")
+    parser.add_argument("--scaling", action="store_true",
+                        help="also the scaling curves of scaling.py (its "
+                        "quick sizes with --quick), after the other rows")
+    parser.add_argument("--scaling-rate", type=int, default=DEFAULT_RATE,
+                        help="the curves' fixed rate, req/s (default %d; "
+                        "0: saturated runs only)" % DEFAULT_RATE)
     args = parser.parse_args()
     if args.quick:
         args.rounds, args.duration, args.redis_requests = 1, 2, 60000
@@ -219,11 +245,15 @@ def main():
         bench.procs.stop_all()
     table = bench.report().render()
     print(table)
+    if bench.scaling:
+        print("\n" + bench.scaling)
     if args.write_docs:
         write_docs(table, command)
+        if bench.scaling:
+            write_docs(bench.scaling, command, SCALING_MARKERS)
     with open(os.path.join(bench.work_dir, "results.json"), "w") as output:
-        json.dump({"results": bench.results, "memory": bench.memory},
-                  output, indent=1)
+        json.dump({"results": bench.results, "memory": bench.memory,
+                   "scaling": bench.scaling_points}, output, indent=1)
     log("logs and raw results: %s" % bench.work_dir)
     return 0
 

@@ -1,9 +1,16 @@
 #!/usr/bin/python3
 """scaling.py - how the broker's cost per request grows (issue 18).
 
-Four curves, each a fresh broker per size, each point a curve of req/s,
-the broker's CPU per request answered (utime + stime from /proc/PID/stat
-around the measured runs) and the broker's RSS at the end:
+Five curves, a fresh broker per size. Each point is measured twice:
+saturated (every bench window kept full: the rate is what the system
+answers) and at one fixed rate for every point of every curve
+(`cartmq bench --rate`, default DEFAULT_RATE req/s), so that every point
+has the same messages per broker wake-up. Per point and mode: req/s, the
+broker's CPU per request answered (all its threads' schedstat ns around
+the run), the same above its idle CPU (everything connected, no load,
+measured over --duration s just before each round: heartbeats of 1,000
+workers cost per second, not per request), the system part, and the
+broker's RSS at the end:
 
   workers   1, 4, 16, 64, 256 echo workers of one service (one
             `cartmq-worker --echo --processes N` supervisor), credit 1 and
@@ -21,12 +28,15 @@ around the measured runs) and the broker's RSS at the end:
             (pyzmq DEALERs, broker --queue-timeout-ms 600000) while the
             echo service (4 workers, credit 16, 8 x 16) is measured.
 
-Each point: a 1 s warmup run, then --rounds measured runs of --duration
-seconds; the table gives the median req/s and CPU per request of the
-rounds. Markdown to stdout, progress to stderr.
+Each point: a 1 s warmup run, then --rounds rounds of idle, saturated
+and fixed-rate runs of --duration seconds each (each run after its own
+WARMUP_S s of warmup, which its CPU leaves out); the table gives the
+medians of the rounds. Markdown to stdout, progress to stderr. run.py
+--scaling runs the same after its own rows.
 
     /usr/bin/python3 bench/scaling.py [--build DIR] [--quick]
                                       [--rounds N] [--duration S]
+                                      [--rate R] [--write-docs]
                                       [--curves workers,services,...]
 """
 
@@ -42,9 +52,20 @@ import zmq
 
 import cartmq_mmi
 from processes import Processes, Programs, Servers, raise_fd_limit, rss_bytes
+from report import SCALING_MARKERS, write_docs
+from scaling_report import MODES, preamble, render_curve, suggestion
 from settings import ECHO_SIZE, REPO, last_json_line, log
 
-TARGET_RATIO = 1.2
+#  Fixed rate of each point's second run: on a quiet 2-core VM the
+#  slowest saturated point (1,000 services, one worker process each) ran
+#  at 1,628 req/s, so 1,000 keeps every point below its ceiling.
+DEFAULT_RATE = 1000
+ALL_CURVES = "workers,services,clients,idle,queued"
+#  cartmq bench --warmup of each measured run, left out of its CPU: the
+#  broker's listen backlog is 32 (broker_guard.h), so of 128 clients
+#  connecting at once some wait for the kernel's SYN retry, 1 s later; at
+#  a fixed rate their sends would be skipped meanwhile.
+WARMUP_S = 2
 IN_FLIGHT = 128         # total window of the clients curve
 LOAD_CLIENTS, LOAD_WINDOW = 8, 16
 QUEUED_SIDE = 10000
@@ -77,112 +98,180 @@ def split_clients(clients, in_flight=IN_FLIGHT):
     return active, in_flight // active, clients - active
 
 
-def user_system_ticks(pid):
-    """(utime, stime) of /proc/PID/stat."""
-    with open("/proc/%d/stat" % pid) as stat:
-        fields = stat.read().rsplit(")", 1)[1].split()
+def parse_stat(text):
+    """(utime, stime) in clock ticks from the text of /proc/PID/stat."""
+    fields = text.rsplit(")", 1)[1].split()
     return int(fields[11]), int(fields[12])
 
 
-def cpu_us_per_request(ticks, hz, requests):
-    return ticks / hz / max(requests, 1) * 1e6
+def parse_schedstat(text):
+    """Nanoseconds on the CPU from the text of a task's schedstat."""
+    return int(text.split()[0])
 
 
-def ratio(points):
-    """CPU per request at the largest size over that at the smallest, or
-    None if a point is missing."""
-    if len(points) < 2 or not points[0].get("us") or not points[-1].get("us"):
+def per_request(busy, idle, requests):
+    """The broker's CPU per request of one run: busy and idle are
+    cpu_sample differences over their wall time (dicts of ns, user,
+    system, wall_s). us: all of busy; above_us: busy less the idle CPU
+    per second times busy's wall time (heartbeats and the like cost per
+    second, not per request); sys_us: us times the system share of the
+    ticks."""
+    requests = max(requests, 1)
+    us = busy["ns"] / 1e3 / requests
+    idle_ns = idle["ns"] / idle["wall_s"] * busy["wall_s"] \
+        if idle and idle["wall_s"] > 0 else 0.0
+    ticks = busy["user"] + busy["system"]
+    return {"us": us, "above_us": (busy["ns"] - idle_ns) / 1e3 / requests,
+            "sys_us": us * busy["system"] / ticks if ticks else 0.0}
+
+
+def median_run(runs):
+    """The median of each figure over the rounds' runs (None ones left
+    out), or None if no run answered."""
+    runs = [run for run in runs if run]
+    if not runs:
         return None
-    return points[-1]["us"] / points[0]["us"]
-
-
-def render_curve(title, unit, points, target=TARGET_RATIO):
-    """One curve as a markdown table; points are dicts of size, rps, us
-    (broker CPU microseconds per request) and rss (bytes), smallest size
-    first."""
-    lines = ["#### %s" % title, "",
-             "| %s | req/s | broker µs CPU/request | of which system "
-             "| broker RSS MiB |" % unit,
-             "| ---: | ---: | ---: | ---: | ---: |"]
-    for point in points:
-        if point.get("rps") is None:
-            lines.append("| %s | failed | | | |" % format(point["size"], ","))
-            continue
-        lines.append("| %s | %s | %.2f | %.2f | %.1f |" % (
-            format(point["size"], ","), format(round(point["rps"]), ","),
-            point["us"], point["sys_us"], point["rss"] / 1048576.0))
-    value = ratio(points)
-    lines.append("")
-    if value is None:
-        lines.append("CPU/request largest / smallest: n/a")
-    else:
-        lines.append("CPU/request largest / smallest: **%.2f×** (target ≤ "
-                     "%.1f×: %s)" % (value, target,
-                                     "met" if value <= target else "missed"))
-    return "\n".join(lines) + "\n"
+    merged = {key: statistics.median(run[key] for run in runs)
+              for key in ("rps", "us", "above_us", "sys_us")}
+    merged["bad"] = sum(run["bad"] for run in runs)
+    merged["late"] = sum(run.get("late", 0) for run in runs)
+    merged["skipped"] = sum(run.get("skipped", 0) for run in runs)
+    return merged
 
 
 # -------------------------------------------------------------------
 # Measuring
 
 
+def cpu_sample(pid):
+    """The broker's CPU so far: ns on the CPU of all its threads (their
+    schedstat: nanoseconds, where /proc/PID/stat counts 10 ms ticks, too
+    coarse for a few thousand requests), user and system ticks, and the
+    monotonic time."""
+    with open("/proc/%d/stat" % pid) as stat:
+        user, system = parse_stat(stat.read())
+    ns = 0
+    try:
+        for task in os.listdir("/proc/%d/task" % pid):
+            with open("/proc/%d/task/%s/schedstat" % (pid, task)) as sched:
+                ns += parse_schedstat(sched.read())
+    except FileNotFoundError:   # no schedstat (or a thread just ended)
+        ns = (user + system) * 1e9 / os.sysconf("SC_CLK_TCK")
+    return {"ns": ns, "user": user, "system": system,
+            "wall_s": time.monotonic()}
+
+
+def cpu_delta(before, after):
+    return {key: after[key] - before[key] for key in before}
+
+
 class Scaling:
-    def __init__(self, args):
+    def __init__(self, args, procs=None):
+        """procs: run.py's Processes, so that its stop_all stops ours."""
         self.args = args
         self.programs = Programs(args.build)
-        self.work_dir = tempfile.mkdtemp(prefix="cartmq-scaling-")
-        self.procs = Processes(self.work_dir)
+        self.work_dir = procs.log_dir if procs else \
+            tempfile.mkdtemp(prefix="cartmq-scaling-")
+        self.procs = procs or Processes(self.work_dir)
         self.context = zmq.Context()
         self.context.max_sockets = 12000
         self.servers = Servers(self.programs, self.procs, self.context)
-        self.hz = os.sysconf("SC_CLK_TCK")
+        self.points = {}    # curve title -> points, for results.json
+
+    def bench_args(self, endpoint, service, clients, window, duration,
+                   warmup, extra):
+        return [self.programs.client, "bench", "--connect", endpoint,
+                "--service", service, "--clients", str(clients),
+                "--window", str(window), "--duration", str(duration),
+                "--warmup", str(warmup), "--timeout-ms", "10000", "--size",
+                str(ECHO_SIZE), "--json"] + list(extra)
+
+    def bench_result(self, process, timeout_s):
+        stdout, stderr = process.communicate(timeout=timeout_s)
+        result = last_json_line(stdout)
+        if result is None:
+            log("  bench failed (exit %d): %s" % (process.returncode,
+                                                   stderr.strip()))
+        return result
 
     def bench(self, endpoint, service, clients, window, duration,
               extra=()):
-        args = [self.programs.client, "bench", "--connect", endpoint,
-                "--service", service, "--clients", str(clients),
-                "--window", str(window), "--duration", str(duration),
-                "--warmup", "0", "--timeout-ms", "10000", "--size",
-                str(ECHO_SIZE), "--json"] + list(extra)
-        done = subprocess.run(args, capture_output=True, text=True,
-                              timeout=duration + 60)
-        result = last_json_line(done.stdout)
-        if result is None:
-            log("  bench failed (exit %d): %s" % (done.returncode,
-                                                   done.stderr.strip()))
-        return result
+        process = subprocess.Popen(
+            self.bench_args(endpoint, service, clients, window, duration, 0,
+                            extra),
+            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        return self.bench_result(process, duration + 60)
+
+    def idle_cpu(self, broker):
+        """The broker's CPU over --duration s with everything connected
+        and no load."""
+        before = cpu_sample(broker.pid)
+        time.sleep(self.args.duration)
+        return cpu_delta(before, cpu_sample(broker.pid))
+
+    def measured_run(self, broker, idle, endpoint, service, clients,
+                     window, extra):
+        """One bench run; the broker's CPU from the end of the bench's
+        warmup to its exit, so that its connecting is left out."""
+        process = subprocess.Popen(
+            self.bench_args(endpoint, service, clients, window,
+                            self.args.duration, WARMUP_S, extra),
+            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        time.sleep(WARMUP_S)
+        before = cpu_sample(broker.pid)
+        result = self.bench_result(process, WARMUP_S + self.args.duration
+                                   + 60)
+        busy = cpu_delta(before, cpu_sample(broker.pid))
+        if not result or not result["requests"]:
+            return None
+        run = per_request(busy, idle, result["requests"])
+        run.update(rps=result["rps"],
+                   bad=result["errors"] + result["timeouts"],
+                   late=result.get("late_sends", 0),
+                   skipped=result.get("skipped_sends", 0))
+        return run
 
     def point(self, size, broker, endpoint, service, clients, window,
               extra=()):
-        """Warmup, then the measured rounds; the point's median figures."""
+        """Warmup, then per round: the idle CPU, a saturated run and (with
+        --rate) a run at the fixed rate; the medians of the rounds."""
         self.bench(endpoint, service, clients, window, 1, extra)
-        rounds = []
+        runs = {mode: [] for mode in MODES}
+        idles = []
+        rate = self.args.rate
         for _ in range(self.args.rounds):
-            user, system = user_system_ticks(broker.pid)
-            result = self.bench(endpoint, service, clients, window,
-                                self.args.duration, extra)
-            user_after, system_after = user_system_ticks(broker.pid)
-            if result and result["requests"]:
-                requests = result["requests"]
-                rounds.append((result["rps"], cpu_us_per_request(
-                    user_after + system_after - user - system, self.hz,
-                    requests), cpu_us_per_request(
-                    system_after - system, self.hz, requests),
-                    result["errors"] + result["timeouts"]))
-        if not rounds:
-            return {"size": size, "rps": None}
-        point = {"size": size,
-                 "rps": statistics.median(r[0] for r in rounds),
-                 "us": statistics.median(r[1] for r in rounds),
-                 "sys_us": statistics.median(r[2] for r in rounds),
-                 "bad": sum(r[3] for r in rounds),
+            idle = self.idle_cpu(broker)
+            idles.append(idle["ns"] / 1e9 / idle["wall_s"] * 100)
+            runs["saturated"].append(self.measured_run(
+                broker, idle, endpoint, service, clients, window, extra))
+            if rate:
+                runs["fixed"].append(self.measured_run(
+                    broker, idle, endpoint, service, clients, window,
+                    list(extra) + ["--rate", str(rate)]))
+        point = {"size": size, "idle_pct": statistics.median(idles),
                  "rss": rss_bytes(broker.pid)}
-        log("  %s: %.0f req/s, %.2f us/request (%.2f system), RSS %.1f "
-            "MiB%s" % (format(size, ","), point["rps"], point["us"],
-                       point["sys_us"],
-            point["rss"] / 1048576.0,
-            ", %d errors/timeouts" % point["bad"] if point["bad"] else ""))
+        for mode in MODES:
+            point[mode] = median_run(runs[mode])
+        self.log_point(point)
         return point
+
+    def log_point(self, point):
+        parts = []
+        for mode in MODES:
+            run = point[mode]
+            if run:
+                parts.append("%s %.0f req/s %.2f us/request (%.2f above "
+                             "idle, %.2f system)%s" % (
+                                 mode, run["rps"], run["us"],
+                                 run["above_us"], run["sys_us"],
+                                 ", %d errors/timeouts" % run["bad"]
+                                 if run["bad"] else ""))
+        if point["fixed"]:
+            parts.append("%d sends late, %d skipped" % (
+                point["fixed"]["late"], point["fixed"]["skipped"]))
+        log("  %s: %s; idle %.2f %%, RSS %.1f MiB" % (
+            format(point["size"], ","), "; ".join(parts) or "failed",
+            point["idle_pct"], point["rss"] / 1048576.0))
 
     def broker(self, extra=()):
         return self.servers.start_broker(extra)
@@ -346,15 +435,35 @@ class Scaling:
                           "8 x 16)", "queued", self.queued_point, "queued"))
         return found
 
-    def run(self):
+    def run(self, show=True):
+        """Every curve asked for; the markdown of them all (and each
+        table on stdout as it is done, if show)."""
+        started = time.monotonic()
         sizes = QUICK_SIZES if self.args.quick else SIZES
         tables = []
         for title, unit, function, key in self.curves():
             log("curve: %s" % title)
             points = [function(size) for size in sizes[key]]
-            tables.append(render_curve(title, unit, points))
-            print(tables[-1], flush=True)
-        return tables
+            self.points[title] = points
+            tables.append(render_curve(title, unit, points, self.args.rate))
+            if show:
+                print(tables[-1], flush=True)
+        closing = suggestion(list(self.points.values()), self.args.rate)
+        if show:
+            print(closing, flush=True)
+        return "\n".join(
+            [preamble(self.args.rounds, self.args.duration, self.args.rate,
+                      time.monotonic() - started, WARMUP_S)]
+            + tables + [closing]).rstrip("\n")
+
+
+def options(build, quick=False, rate=DEFAULT_RATE):
+    """scaling.py's settings, for run.py --scaling."""
+    args = argparse.Namespace(build=build, quick=quick, rounds=3, duration=3,
+                              curves=ALL_CURVES, rate=rate)
+    if quick:
+        args.rounds, args.duration = 1, 2
+    return args
 
 
 def main():
@@ -364,19 +473,28 @@ def main():
                         help="fewer sizes, 1 round of 2 s")
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--duration", type=int, default=3)
-    parser.add_argument("--curves",
-                        default="workers,services,clients,idle,queued")
+    parser.add_argument("--curves", default=ALL_CURVES)
+    parser.add_argument("--rate", type=int, default=DEFAULT_RATE,
+                        help="fixed rate of the second run of each point, "
+                        "req/s (default %d; 0: saturated runs only)"
+                        % DEFAULT_RATE)
+    parser.add_argument("--write-docs", action="store_true",
+                        help="also put the curves into docs/benchmarks.md "
+                        "between the scaling markers")
     args = parser.parse_args()
+    args.command = " ".join(["bench/scaling.py"] + sys.argv[1:])
     if args.quick:
         args.rounds, args.duration = 1, 2
     raise_fd_limit()
     scaling = Scaling(args)
     try:
-        scaling.run()
+        text = scaling.run()
     except KeyboardInterrupt:
         return 130
     finally:
         scaling.procs.stop_all()
+    if args.write_docs:
+        write_docs(text, args.command, SCALING_MARKERS)
     log("logs: %s" % scaling.work_dir)
     return 0
 

@@ -33,7 +33,8 @@
     "[--service S [--services N]] [--clients N] [--window W]\n"                \
     "       [--duration S | --requests N]\n"                                   \
     "       [--warmup S] [--users U] [--mix add=60,get=30,remove=10]\n"        \
-    "       [--size BYTES] [--timeout-ms N] [--request-ids] [--json]\n"        \
+    "       [--size BYTES] [--timeout-ms N] [--request-ids] [--rate R]\n"      \
+    "       [--json]\n"                                                        \
     "       [--connect ENDPOINT[,ENDPOINT...]]... "                            \
     "[--curve-server PUBLIC_CERTFILE --curve-cert CERTFILE]\n"                 \
     "\n"                                                                       \
@@ -45,7 +46,10 @@
     "any other service gets --size opaque bytes, which it should echo back.\n" \
     "Latency is exact for opaque bodies, add and update; get, remove, clear\n" \
     "and error replies carry no request id and are matched to the oldest\n"    \
-    "request in flight that could have produced them (exact at window 1)."
+    "request in flight that could have produced them (exact at window 1).\n"   \
+    "--rate R sends R requests/s in all, evenly spread over the clients,\n"    \
+    "each within its window; a send over 1 ms behind its time is sent at\n"    \
+    "once and counted late, one over a window behind is skipped."
 
 #define S_DEFAULT_MIX        "add=60,get=30,remove=10"
 #define S_DEFAULT_DURATION_S 10
@@ -53,7 +57,7 @@
 #define S_DEFAULT_SIZE       32
 #define S_MAX_WINDOW         1000  //  item ids s0..s999: one cart's limit
 #define S_TICK_MS            20    //  timeout scan and interrupt check
-#define S_OPTION_SLOTS       17    //  16 flags and the terminator
+#define S_OPTION_SLOTS       18    //  17 flags and the terminator
 #define S_PROGRESS_NS        1000000000LL
 
 int64_t
@@ -73,7 +77,10 @@ s_drain (bench_t *self, bench_peer_t *peer)
     zmsg_t *body;
     while ((body = cmq_client_recv (peer->client, 0, NULL)))
         bench_match_reply (self, peer, &body, bench_now_ns ());
-    bench_fill (self, peer, bench_now_ns ());
+    if (self->pace)
+        bench_paced_fill (self, peer - self->peers, bench_now_ns ());
+    else
+        bench_fill (self, peer, bench_now_ns ());
 }
 
 //  The config of peer index: bench's, with endpoint index mod n, so the
@@ -144,7 +151,10 @@ s_expire (bench_t *self, int64_t now_ns)
         }
         if (has_expired) {
             s_renew_peer (self, client);
-            bench_fill (self, peer, now_ns);
+            if (self->pace)
+                bench_paced_fill (self, client, now_ns);
+            else
+                bench_fill (self, peer, now_ns);
         }
     }
 }
@@ -221,6 +231,7 @@ s_bench_destroy (bench_t **self_p)
     free (self->peers);
     free (self->items);
     cmq_histogram_destroy (&self->latency);
+    bench_pace_destroy (&self->pace);
     msgpack_unpacked_destroy (&self->reply);
     free (self->opaque);
     free (self);
@@ -240,6 +251,19 @@ s_start_measuring (bench_t *self, int64_t now_ns)
         self->stop_ns = now_ns + self->settings->duration_s * 1000000000LL;
 }
 
+//  --rate: sends what is due, and how long zmq_poll may wait for the next
+//  send (rounded up to whole milliseconds: never early, never a spin).
+static long
+s_paced_wait_ms (bench_t *self, int64_t now_ns, long wait_ms)
+{
+    bench_paced_run (self, now_ns);
+    int64_t next_ns = bench_pace_next_ns (self->pace);
+    if (next_ns == INT64_MAX)
+        return wait_ms;
+    long until_ms = (long) ((next_ns - now_ns + 999999LL) / 1000000LL);
+    return until_ms < wait_ms ? until_ms : wait_ms;
+}
+
 //  The poll loop, until the time or the budget is spent and every
 //  request in flight has come back or timed out, or a signal.
 static void
@@ -253,8 +277,12 @@ s_run (bench_t *self)
     self->is_sending = true;
     if (settings->warmup_s == 0)
         s_start_measuring (self, start_ns);
-    for (int64_t index = 0; index < settings->clients; index++)
-        bench_fill (self, &self->peers[index], bench_now_ns ());
+    if (settings->rate > 0)
+        self->pace = bench_pace_new (settings->clients, settings->rate,
+                                     settings->window, start_ns);
+    else
+        for (int64_t index = 0; index < settings->clients; index++)
+            bench_fill (self, &self->peers[index], bench_now_ns ());
 
     int64_t next_tick_ns = start_ns + S_TICK_MS * 1000000LL;
     int64_t next_progress_ns = start_ns + S_PROGRESS_NS;
@@ -282,6 +310,8 @@ s_run (bench_t *self)
             next_progress_ns = now_ns + S_PROGRESS_NS;
         }
         long wait_ms = (long) ((next_tick_ns - now_ns) / 1000000LL) + 1;
+        if (self->pace)
+            wait_ms = s_paced_wait_ms (self, now_ns, wait_ms);
         int rc = zmq_poll (self->items, (int) settings->clients, wait_ms);
         if (rc < 0)
             break;  //  interrupted, or the context is gone
@@ -386,6 +416,10 @@ s_options (bench_settings_t *settings, cmq_option_t *table)
         { "request-ids", CMQ_OPT_FLAG, NULL,
           "cart: give every mutation a unique request_id", 0, 0,
           &settings->use_request_ids },
+        { "rate", CMQ_OPT_INT, "R",
+          "send R requests/s in all, spread evenly over the clients, each "
+          "within its window (default: keep every window full)",
+          1, 100000000, &settings->rate },
         { "json", CMQ_OPT_FLAG, NULL, "print the results as one JSON line", 0,
           0, &settings->is_json },
         { "connect", CMQ_OPT_ENDPOINT_LIST, "ENDPOINT",
@@ -424,7 +458,8 @@ bench_main (const bench_globals_t *globals, int argc, char **argv)
         globals->endpoints ? zlist_dup (globals->endpoints) : NULL,
         s_strdup_or_null (globals->curve_server),
         s_strdup_or_null (globals->curve_cert),
-        1
+        1,
+        0
     };
     cmq_option_t table[S_OPTION_SLOTS];
     s_options (&settings, table);

@@ -68,6 +68,10 @@ bench_report_json (const bench_t *self, double elapsed_s)
             ",\"abandoned\":%" PRIu64,
             counts->errors, counts->timeouts, counts->late, counts->bad,
             counts->send_fails, counts->abandoned);
+    if (settings->rate > 0)
+        printf (",\"rate\":%" PRId64 ",\"late_sends\":%" PRIu64
+                ",\"skipped_sends\":%" PRIu64,
+                settings->rate, counts->late_sends, counts->skipped_sends);
     if (self->is_cart) {
         printf (",\"statuses\":{");
         bool is_first = true;
@@ -109,6 +113,12 @@ bench_report_text (const bench_t *self, double elapsed_s)
     printf ("requests    %" PRIu64 " in %.2f s: %.0f requests/s\n",
             counts->completed, elapsed_s,
             elapsed_s > 0 ? (double) counts->completed / elapsed_s : 0.0);
+    if (settings->rate > 0)
+        printf ("paced       %" PRId64 " requests/s offered: %" PRIu64
+                " sends late (over %lld ms), %" PRIu64
+                " skipped (a window behind)\n",
+                settings->rate, counts->late_sends,
+                BENCH_PACE_LATE_NS / 1000000LL, counts->skipped_sends);
     cmq_histogram_summary_t us = cmq_histogram_summary (latency, 1000);
     printf ("latency us  p50 %.1f  p90 %.1f  p99 %.1f  p99.9 %.1f  max %.1f"
             "  mean %.1f\n",

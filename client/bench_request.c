@@ -160,3 +160,39 @@ bench_fill (bench_t *self, bench_peer_t *peer, int64_t now_ns)
         if (s_send_one (self, peer, now_ns) != 0)
             break;
 }
+
+//  ---------------------------------------------------------------------
+//  --rate: sends when the schedule says so (bench_pace.h)
+
+void
+bench_paced_fill (bench_t *self, int64_t client, int64_t now_ns)
+{
+    bench_pace_t *pace = self->pace;
+    if (bench_pace_is_waiting (pace, client))
+        return;  //  bench_paced_run sends for it when it is due
+    bench_peer_t *peer = &self->peers[client];
+    uint64_t skipped = 0;
+    while (peer->free_count > 0 && bench_may_send (self)) {
+        bench_pace_turn_t turn =
+          bench_pace_take (pace, client, now_ns, &skipped);
+        if (turn == BENCH_PACE_NOT_DUE)
+            break;
+        if (turn == BENCH_PACE_LATE && self->is_measuring)
+            self->counts.late_sends++;
+        if (s_send_one (self, peer, now_ns) != 0)
+            break;
+    }
+    if (self->is_measuring)
+        self->counts.skipped_sends += skipped;
+    //  A full window waits out of the heap for a reply to free a slot.
+    if (peer->free_count > 0 && bench_may_send (self))
+        bench_pace_push (pace, client);
+}
+
+void
+bench_paced_run (bench_t *self, int64_t now_ns)
+{
+    int64_t client;
+    while ((client = bench_pace_pop_due (self->pace, now_ns)) >= 0)
+        bench_paced_fill (self, client, now_ns);
+}

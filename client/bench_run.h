@@ -8,6 +8,7 @@
 #define CARTMQ_BENCH_RUN_H
 
 #include "bench.h"
+#include "bench_pace.h"
 
 #include "cartmq/client.h"
 #include "cartmq/histogram.h"
@@ -40,6 +41,7 @@ typedef struct {
     char *curve_server;
     char *curve_cert;
     int64_t services;  //  above 1: spread over services S0..S<services-1>
+    int64_t rate;      //  --rate: requests/s in all; 0: windows kept full
 } bench_settings_t;
 
 typedef struct {
@@ -62,14 +64,16 @@ typedef struct {
 
 //  Counters of the measured interval (after the warmup).
 typedef struct {
-    uint64_t sent;        //  requests sent
-    uint64_t completed;   //  replies matched to a request in flight
-    uint64_t errors;      //  cart: status not 200; opaque: wrong echo
-    uint64_t timeouts;    //  requests silent for timeout_ms
-    uint64_t late;        //  replies to no request in flight
-    uint64_t bad;         //  cart replies we could not read
-    uint64_t send_fails;  //  sends the socket refused
-    uint64_t abandoned;   //  in flight on a socket replaced after a timeout
+    uint64_t sent;           //  requests sent
+    uint64_t completed;      //  replies matched to a request in flight
+    uint64_t errors;         //  cart: status not 200; opaque: wrong echo
+    uint64_t timeouts;       //  requests silent for timeout_ms
+    uint64_t late;           //  replies to no request in flight
+    uint64_t bad;            //  cart replies we could not read
+    uint64_t send_fails;     //  sends the socket refused
+    uint64_t abandoned;      //  in flight on a socket replaced after a timeout
+    uint64_t late_sends;     //  --rate: sent over BENCH_PACE_LATE_NS late
+    uint64_t skipped_sends;  //  --rate: dropped, over a window behind
     uint64_t statuses[BENCH_STATUS_KINDS];
 } bench_counts_t;
 
@@ -80,6 +84,7 @@ typedef struct {
     bool is_cart;                //  msgpack cart requests, else opaque
     bench_mix_t mix;             //  cart only
     bench_peer_t *peers;         //  one per client
+    bench_pace_t *pace;          //  --rate only, else NULL
     zmq_pollitem_t *items;       //  one per client, same order
     cmq_histogram_t *latency;    //  nanoseconds
     bench_counts_t counts;
@@ -105,6 +110,14 @@ bool bench_may_send (bench_t *self);
 
 //  Sends on peer until its window is full or sending must stop.
 void bench_fill (bench_t *self, bench_peer_t *peer, int64_t now_ns);
+
+//  --rate: sends what the schedule says is due on client (its window may
+//  have room again), and puts it back into the schedule's heap if its
+//  window still has room.
+void bench_paced_fill (bench_t *self, int64_t client, int64_t now_ns);
+
+//  --rate: sends for every client whose send is due at now_ns.
+void bench_paced_run (bench_t *self, int64_t now_ns);
 
 //  Matches a reply (taken) to its request's slot and frees the slot, or
 //  counts it late; records latency while measuring.
