@@ -52,6 +52,7 @@ import zmq
 
 import cartmq_mmi
 from processes import Processes, Programs, Servers, raise_fd_limit, rss_bytes
+from procstat import parse_stat_times
 from report import SCALING_MARKERS, write_docs
 from scaling_report import MODES, preamble, render_curve, suggestion
 from settings import ECHO_SIZE, REPO, last_json_line, log
@@ -96,12 +97,6 @@ def split_clients(clients, in_flight=IN_FLIGHT):
     active = max(d for d in range(1, min(clients, in_flight) + 1)
                  if in_flight % d == 0)
     return active, in_flight // active, clients - active
-
-
-def parse_stat(text):
-    """(utime, stime) in clock ticks from the text of /proc/PID/stat."""
-    fields = text.rsplit(")", 1)[1].split()
-    return int(fields[11]), int(fields[12])
 
 
 def parse_schedstat(text):
@@ -149,7 +144,7 @@ def cpu_sample(pid):
     coarse for a few thousand requests), user and system ticks, and the
     monotonic time."""
     with open("/proc/%d/stat" % pid) as stat:
-        user, system = parse_stat(stat.read())
+        user, system = parse_stat_times(stat.read())
     ns = 0
     try:
         for task in os.listdir("/proc/%d/task" % pid):

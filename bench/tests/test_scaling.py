@@ -36,7 +36,7 @@ def test_split_of_a_total_that_is_not_a_power_of_two():
 def test_proc_texts_are_read():
     #  A command name with ") " in it must not shift the fields.
     stat = "42 (a) b) S " + " ".join(str(n) for n in range(4, 53))
-    assert scaling.parse_stat(stat) == (14, 15)   # fields 14 and 15
+    assert scaling.parse_stat_times(stat) == (14, 15)   # fields 14 and 15
     assert scaling.parse_schedstat("2726182 697691 2\n") == 2726182
 
 
