@@ -19,6 +19,9 @@
 #include "broker_ratelimit.h"
 #include "cartmq/log.h"
 
+//  Kinds of refused handshake, each rate-limited on its own
+#define S_REFUSAL_KINDS 6
+
 typedef struct {
     broker_guard_config_t config;
     zsock_t *pipe;
@@ -28,12 +31,27 @@ typedef struct {
     rlim_t reserve;  //  descriptors kept free below it
     bool is_paused;  //  SYNs dropped on every listener
     broker_ratelimit_t accept_limit;
-    broker_ratelimit_t refusal_limits[5];  //  one per kind of refusal
+    broker_ratelimit_t refusal_limits[S_REFUSAL_KINDS];  //  one per kind
     uint64_t shed;  //  connections closed at once since the last line
 } s_guard_t;
 
-//  Which kind of refusal, 0..4, so that one kind repeating (a peer with
-//  the wrong server key retries forever) does not hide the others.
+//  A peer that closed its connection before the handshake was done. A
+//  peer that does not use CURVE often does that rather than send its
+//  mechanism: libzmq sends each side's greeting as the other's arrives,
+//  and a plain-text libzmq peer that reads our CURVE greeting before we
+//  read its NULL one closes at once and for good (a mechanism mismatch
+//  is no reason to reconnect). All the monitor then says is how the
+//  connection ended, the same as for a port probe.
+static bool
+s_is_peer_closed (uint16_t event, uint32_t value)
+{
+    return event == ZMQ_EVENT_HANDSHAKE_FAILED_NO_DETAIL &&
+           (value == EPIPE || value == ECONNRESET);
+}
+
+//  Which kind of refusal, 0..S_REFUSAL_KINDS-1, so that one kind repeating
+//  (a peer with the wrong server key retries forever, a load balancer
+//  probes the port) does not hide the others.
 static size_t
 s_refusal_kind (uint16_t event, uint32_t value)
 {
@@ -47,7 +65,9 @@ s_refusal_kind (uint16_t event, uint32_t value)
         return 2;
     if (event == ZMQ_EVENT_HANDSHAKE_FAILED_PROTOCOL)
         return 3;
-    return 4;
+    if (s_is_peer_closed (event, value))
+        return 4;
+    return 5;
 }
 
 static void
@@ -73,8 +93,13 @@ s_log_refusal (uint16_t event, uint32_t value, const char *endpoint)
         cmq_log_warning ("refused connection endpoint=%s reason=\"handshake "
                          "protocol error 0x%08x\"",
                          endpoint, (unsigned) value);
+    else if (s_is_peer_closed (event, value))
+        //  Info, not a warning: port probes (health checks) are routine
+        cmq_log_info ("handshake not completed endpoint=%s reason=\"peer "
+                      "closed the connection (%s): a peer that does not "
+                      "use CURVE, or a port probe\"",
+                      endpoint, strerror ((int) value));
     else
-        //  Usually a peer that connected and left, such as a port probe
         cmq_log_info ("handshake not completed endpoint=%s reason=\"%s\"",
                       endpoint, strerror ((int) value));
 }
