@@ -88,15 +88,25 @@ class Measure:
                                                    done.stderr.strip()))
         return result
 
-    def cart(self, workers, credit, clients, window, flush, brokers=1):
+    def cart(self, workers, credit, clients, window, flush, brokers=1,
+             local=False):
         """cartmq bench on the cart service through fresh brokers and
         workers (with several brokers, every worker serves all of them and
         the bench's clients are spread over them); flush empties Redis
-        first."""
+        first. local: what a one-host deployment can use, the broker bound
+        on ipc:// beside its tcp:// endpoint (workers and clients connect
+        there) and Redis reached by its unix socket."""
         servers = self.servers
-        endpoint, started = servers.start_brokers(brokers)
+        extra, redis_url = (), None
+        if local:
+            ipc = "ipc://" + os.path.join(self.work_dir, "broker.ipc")
+            extra = ("--bind", ipc)
+            redis_url = "unix://%s?db=0" % servers.redis_socket
+        endpoint, started = servers.start_brokers(brokers, extra)
+        if local:
+            endpoint = ipc
         started += servers.start_workers(endpoint, workers, "cart", credit,
-                                         False)
+                                         False, redis_url)
         try:
             servers.wait_workers(endpoint, "cart", workers)
             if flush:
@@ -166,11 +176,14 @@ class Measure:
             for endpoint, server, started in running:
                 self.servers.stop(started + [server])
 
-    def redis_ceiling(self, pipeline):
+    def redis_ceiling(self, pipeline, unix=False):
+        """unix: redis-benchmark over Redis's unix socket instead of TCP."""
         requests = self.args.redis_requests * (4 if pipeline > 1 else 1)
         self.servers.redis.flushdb()
-        args = ["redis-benchmark", "-h", "127.0.0.1", "-p",
-                str(self.servers.redis_port), "-c", "50", "-n", str(requests),
+        where = (["-s", self.servers.redis_socket] if unix else
+                 ["-h", "127.0.0.1", "-p", str(self.servers.redis_port)])
+        args = ["redis-benchmark"] + where + [
+                "-c", "50", "-n", str(requests),
                 "-r", str(USERS), "-P", str(pipeline), "--csv",
                 "EVALSHA", self.servers.sha, "1", "cart:{__rand_int__}", "2",
                 "s1", "1", "100", "bench item", "1000000", "1000", "86400"]

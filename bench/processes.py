@@ -153,13 +153,15 @@ class Servers:
         self.programs = programs
         self.procs = procs
         self.context = context
-        #  Set by start_redis: its port, a redis-py client, cart.lua's sha.
-        self.redis_port = self.redis = self.sha = None
+        #  Set by start_redis: its port, a redis-py client, cart.lua's sha
+        #  and its unix socket's path (None: TCP only).
+        self.redis_port = self.redis = self.sha = self.redis_socket = None
 
     def start_redis(self, unixsocket=None):
         """unixsocket: a path where it also listens (workers reach it at
         unix://PATH)."""
         self.redis_port = free_port()
+        self.redis_socket = unixsocket
         extra = (["--unixsocket", unixsocket, "--unixsocketperm", "700"]
                  if unixsocket else [])
         process = self.procs.start("redis", [

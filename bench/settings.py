@@ -22,6 +22,12 @@ USERS = 1000
 QUEUED = 100000
 IDLE_WORKERS = 1000
 CPU_SECONDS = 10
+#  The cart's best-configuration candidates (workers, credit, one host:
+#  ipc:// and Redis's unix socket), from bench/cart_budget.py's matrix: few
+#  workers with much credit, each at BEST_WINDOW requests per client
+#  (redis-benchmark -P 16 -c 50 keeps 800 in flight; these 256).
+BEST_CART = ((1, 128, True), (2, 64, True), (1, 128, False))
+BEST_WINDOW = 32
 HEARTBEAT_S = 2.5       # the broker's default heartbeat interval
 
 
