@@ -7,21 +7,22 @@ import statistics
 
 KINDS = ("client", "broker", "worker", "redis")
 
-#  The variants --matrix runs: today's configuration first, then one
-#  change at a time (transport, workers x credit, load), then the
-#  combinations worth a look.
+#  The variants --matrix runs: the round-1 configuration first (the
+#  Results table's 4 workers x credit 16 at 8 x 16), then one change at a
+#  time (transport, Redis socket, workers x credit, load), then run.py's
+#  best-configuration candidates (settings.BEST_CART) and a deeper one.
 MATRIX = (
     "tcp/4x16/8x16",
     "ipc/4x16/8x16",
     "tcp/4x16/8x16/unix",
     "tcp/2x32/8x16",
-    "tcp/2x64/8x16",
     "tcp/1x128/8x16",
     "tcp/8x16/8x16",
-    "tcp/4x16/8x32",
     "tcp/4x16/8x64",
-    "tcp/4x16/16x32",
+    "tcp/1x128/8x32",
+    "ipc/1x128/8x32/unix",
     "ipc/2x64/8x32/unix",
+    "tcp/1x256/8x64",
 )
 
 

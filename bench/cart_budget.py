@@ -21,8 +21,8 @@ table follows. See docs/benchmarks.md, "The cart path's CPU budget".
         [--variants V] [--requests N]
 
 A variant is TRANSPORT/WORKERSxCREDIT/CLIENTSxWINDOW[/REDIS], e.g.
-tcp/4x16/8x16 (today's best: tcp loopback, 4 workers with credit 16,
-8 clients x window 16) or ipc/2x64/8x32/unix (broker bound on tcp and
+tcp/4x16/8x16 (tcp loopback, 4 workers with credit 16, 8 clients x
+window 16: round 1's best) or ipc/2x64/8x32/unix (broker bound on tcp and
 ipc, workers and clients on ipc; workers reach Redis by its unix socket).
 
 --strace KINDS runs, for the first variant only, `strace -f -c` on all
