@@ -8,6 +8,7 @@
 
 #include <czmq.h>
 
+#include "cartmq/mdp.h"
 #include "cartmq/worker.h"
 
 //  Generous: only a broken library waits this long.
@@ -46,6 +47,26 @@ fake_broker_recv (fake_broker_t *broker, cmq_worker_t *worker)
     fail_msg ("the worker sent %s nothing within %d ms", broker->endpoint,
               FAKE_BROKER_DEADLINE_MS);
     return NULL;
+}
+
+//  Sends the worker at worker_id a REQUEST for client with body, or a
+//  HEARTBEAT when client is NULL.
+static inline void
+fake_broker_send (fake_broker_t *broker, zframe_t *worker_id,
+                  const char *client, const char *body)
+{
+    zmsg_t *msg = zmsg_new ();
+    zmsg_append (msg, &(zframe_t *){ zframe_dup (worker_id) });
+    zmsg_addstr (msg, "");
+    zmsg_addstr (msg, CMQ_MDPW_HEADER);
+    if (client) {
+        zmsg_addmem (msg, "\x02", 1);  //  REQUEST
+        zmsg_addstr (msg, client);
+        zmsg_addstr (msg, "");
+        zmsg_addstr (msg, body);
+    } else
+        zmsg_addmem (msg, "\x04", 1);  //  HEARTBEAT
+    assert_int_equal (zmsg_send (&msg, broker->router), 0);
 }
 
 #endif

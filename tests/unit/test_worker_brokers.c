@@ -83,15 +83,7 @@ teardown (void **state)
 static void
 s_request (broker_t *broker, const char *client, const char *body)
 {
-    zmsg_t *msg = zmsg_new ();
-    zmsg_append (msg, &(zframe_t *){ zframe_dup (broker->worker_id) });
-    zmsg_addstr (msg, "");
-    zmsg_addstr (msg, CMQ_MDPW_HEADER);
-    zmsg_addmem (msg, "\x02", 1);
-    zmsg_addstr (msg, client);
-    zmsg_addstr (msg, "");
-    zmsg_addstr (msg, body);
-    assert_int_equal (zmsg_send (&msg, broker->fake.router), 0);
+    fake_broker_send (&broker->fake, broker->worker_id, client, body);
 }
 
 //  The next request the worker takes, its body checked; fills ticket.

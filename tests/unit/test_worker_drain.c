@@ -58,25 +58,6 @@ teardown (void **state)
     return 0;
 }
 
-//  The broker sends the worker command (REQUEST with client and body, or
-//  a bare HEARTBEAT when client is NULL).
-static void
-s_send (fixture_t *fx, const char *client, const char *body)
-{
-    zmsg_t *msg = zmsg_new ();
-    zmsg_append (msg, &(zframe_t *){ zframe_dup (fx->worker_id) });
-    zmsg_addstr (msg, "");
-    zmsg_addstr (msg, CMQ_MDPW_HEADER);
-    if (client) {
-        zmsg_addmem (msg, "\x02", 1);  //  REQUEST
-        zmsg_addstr (msg, client);
-        zmsg_addstr (msg, "");
-        zmsg_addstr (msg, body);
-    } else
-        zmsg_addmem (msg, "\x04", 1);  //  HEARTBEAT
-    assert_int_equal (zmsg_send (&msg, fx->broker.router), 0);
-}
-
 //  Calls recv with timeout_ms until a request comes (within the deadline)
 //  and checks its body.
 static void
@@ -117,7 +98,7 @@ a_request_after_an_empty_zero_timeout_recv_is_seen_by_the_next (void **state)
     //  Reads the socket dry, twice over.
     assert_null (cmq_worker_recv (fx->worker, 0, &ticket));
     assert_null (cmq_worker_recv (fx->worker, 0, &ticket));
-    s_send (fx, "client-a", "late");
+    fake_broker_send (&fx->broker, fx->worker_id, "client-a", "late");
     //  Only zero-timeout calls: each must look again, not trust the last.
     s_take (fx, 0, "late");
 }
@@ -128,7 +109,8 @@ a_queued_batch_is_taken_whole_and_in_order (void **state)
     fixture_t *fx = *state;
     const char *bodies[] = { "r1", "r2", "r3", "r4", "r5", "r6", "r7", "r8" };
     for (size_t index = 0; index < 8; index++)
-        s_send (fx, "client-a", bodies[index]);
+        fake_broker_send (&fx->broker, fx->worker_id, "client-a",
+                          bodies[index]);
     s_take (fx, DEADLINE_MS, bodies[0]);
     for (size_t index = 1; index < 8; index++)
         s_take (fx, 0, bodies[index]);
@@ -140,10 +122,10 @@ static void
 a_heartbeat_between_requests_does_not_end_the_drain (void **state)
 {
     fixture_t *fx = *state;
-    s_send (fx, "client-a", "before");
-    s_send (fx, NULL, NULL);
-    s_send (fx, NULL, NULL);
-    s_send (fx, "client-b", "after");
+    fake_broker_send (&fx->broker, fx->worker_id, "client-a", "before");
+    fake_broker_send (&fx->broker, fx->worker_id, NULL, NULL);
+    fake_broker_send (&fx->broker, fx->worker_id, NULL, NULL);
+    fake_broker_send (&fx->broker, fx->worker_id, "client-b", "after");
     s_take (fx, DEADLINE_MS, "before");
     s_take (fx, 0, "after");
 }
