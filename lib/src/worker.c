@@ -342,8 +342,11 @@ cmq_worker_recv (cmq_worker_t *self, int timeout_ms,
         if (body)
             return body;
         long wait_ms = s_poll_timeout (self, now_ms, deadline_ms);
-        if (wait_ms == 0 && !s_worth_looking (self))
-            return NULL;  //  every broker was just read dry
+        //  Past the deadline, a call that has just read every broker dry
+        //  is done; before it, the wait below still runs (a link that
+        //  wants its tick now yields a zero wait, not an early NULL).
+        if (is_late && !s_worth_looking (self))
+            return NULL;
         int rc = 0;
         body = s_wait (self, wait_ms, ticket, &rc);
         if (body)
